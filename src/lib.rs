@@ -1,0 +1,21 @@
+//! posbridge: the bridge between a countertop payment terminal on a USB cable and the
+//! payment provider's cloud.
+//!
+//! The layers, each a module that owns one concern, in the order bytes flow through
+//! them:
+//!
+//! - [`wire`]: frames as bytes (COBS, CRC-32C), pure and panic-free.
+//! - [`link`]: a session over any byte stream: ACK/NAK, sequence numbers,
+//!   retransmission, HELLO and PING/PONG liveness.
+//! - [`message`]: the typed JSON messages carried by data frames, and their validation.
+//! - [`transport`]: serial devices, USB bulk endpoints and pseudo-terminals, reopened
+//!   when they come back after an unplug.
+//! - [`sim`]: the terminal emulator and the virtual-serial loopback field techs use.
+//! - [`cli`]: the `posbridge` command line.
+
+pub mod cli;
+pub mod link;
+pub mod message;
+pub mod sim;
+pub mod transport;
+pub mod wire;
