@@ -7,6 +7,7 @@
 //! - [`wire`]: frames as bytes (COBS, CRC-32C), pure and panic-free.
 //! - [`link`]: a session over any byte stream: ACK/NAK, sequence numbers,
 //!   retransmission, HELLO and PING/PONG liveness.
+//! - [`money`]: integer amounts and currency codes, shared by every layer.
 //! - [`message`]: the typed JSON messages carried by data frames, and their validation.
 //! - [`transport`]: serial devices, USB bulk endpoints and pseudo-terminals, reopened
 //!   when they come back after an unplug.
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod link;
 pub mod message;
+pub mod money;
 pub mod sim;
 pub mod transport;
 pub mod wire;
