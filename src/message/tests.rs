@@ -1,0 +1,318 @@
+//! Message validation, rule by rule.
+
+use super::*;
+use crate::money::{Amount, Currency};
+
+fn refund_json(extra: &str) -> String {
+    format!(r#"{{"originalMerchantRefundId":"REF-1","paymentId":"PAY-1"{extra}}}"#)
+}
+
+fn refused(kind: Kind, payload: &str) -> Invalid {
+    match Message::parse(kind, payload.as_bytes()) {
+        Ok(m) => panic!("{payload} was accepted as {m:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn valid_refund_with_amount() {
+    let m = Message::parse(
+        Kind::REFUND,
+        refund_json(r#","refundAmount":{"value":1250,"currency":"USD"},"memo":"box damaged""#)
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        m,
+        Message::Refund(Refund {
+            original_merchant_refund_id: "REF-1".into(),
+            payment_id: "PAY-1".into(),
+            refund_amount: Some(Amount::new(1250, Currency::parse("USD").unwrap())),
+            memo: Some("box damaged".into()),
+        })
+    );
+}
+
+#[test]
+fn null_amount_means_full_refund_and_unknown_fields_are_ignored() {
+    let m = Message::parse(
+        Kind::REFUND,
+        refund_json(r#","refundAmount":null,"futureField":[1,2]"#).as_bytes(),
+    )
+    .unwrap();
+    let Message::Refund(r) = m else {
+        panic!("not a refund")
+    };
+    assert_eq!(r.refund_amount, None);
+}
+
+#[test]
+fn every_rule_names_its_field() {
+    let long64 = "x".repeat(65);
+    let cases: Vec<(Kind, String, ErrorCode, Option<&str>)> = vec![
+        (
+            Kind::REFUND,
+            "not json".into(),
+            ErrorCode::InvalidJson,
+            None,
+        ),
+        (Kind::REFUND, "[1]".into(), ErrorCode::InvalidJson, None),
+        (Kind::REFUND, "\u{ff}".into(), ErrorCode::InvalidJson, None),
+        (
+            Kind::REFUND,
+            r#"{"paymentId":"P"}"#.into(),
+            ErrorCode::MissingField,
+            Some("originalMerchantRefundId"),
+        ),
+        (
+            Kind::REFUND,
+            r#"{"originalMerchantRefundId":"R","paymentId":null}"#.into(),
+            ErrorCode::MissingField,
+            Some("paymentId"),
+        ),
+        (
+            Kind::REFUND,
+            format!(r#"{{"originalMerchantRefundId":"{long64}","paymentId":"P"}}"#),
+            ErrorCode::FieldTooLong,
+            Some("originalMerchantRefundId"),
+        ),
+        (
+            Kind::REFUND,
+            r#"{"originalMerchantRefundId":"R 1","paymentId":"P"}"#.into(),
+            ErrorCode::InvalidField,
+            Some("originalMerchantRefundId"),
+        ),
+        (
+            Kind::REFUND,
+            r#"{"originalMerchantRefundId":"","paymentId":"P"}"#.into(),
+            ErrorCode::InvalidField,
+            Some("originalMerchantRefundId"),
+        ),
+        (
+            Kind::REFUND,
+            r#"{"originalMerchantRefundId":7,"paymentId":"P"}"#.into(),
+            ErrorCode::InvalidField,
+            Some("originalMerchantRefundId"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":{"value":0,"currency":"USD"}"#),
+            ErrorCode::AmountOutOfRange,
+            Some("refundAmount.value"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":{"value":2147483648,"currency":"USD"}"#),
+            ErrorCode::AmountOutOfRange,
+            Some("refundAmount.value"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":{"value":-5,"currency":"USD"}"#),
+            ErrorCode::AmountOutOfRange,
+            Some("refundAmount.value"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":{"value":12.5,"currency":"USD"}"#),
+            ErrorCode::AmountOutOfRange,
+            Some("refundAmount.value"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":{"value":"1250","currency":"USD"}"#),
+            ErrorCode::InvalidField,
+            Some("refundAmount.value"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":{"currency":"USD"}"#),
+            ErrorCode::MissingField,
+            Some("refundAmount.value"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":{"value":1,"currency":"usd"}"#),
+            ErrorCode::InvalidCurrency,
+            Some("refundAmount.currency"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":{"value":1}"#),
+            ErrorCode::MissingField,
+            Some("refundAmount.currency"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","refundAmount":1250"#),
+            ErrorCode::InvalidField,
+            Some("refundAmount"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(&format!(r#","memo":"{}""#, "m".repeat(257))),
+            ErrorCode::FieldTooLong,
+            Some("memo"),
+        ),
+        (
+            Kind::REFUND,
+            refund_json(r#","memo":"a\u0007b""#),
+            ErrorCode::InvalidField,
+            Some("memo"),
+        ),
+        (
+            Kind::HELLO,
+            "{}".into(),
+            ErrorCode::MissingField,
+            Some("terminalId"),
+        ),
+        (
+            Kind::HELLO,
+            format!(r#"{{"terminalId":"{}"}}"#, "t".repeat(33)),
+            ErrorCode::FieldTooLong,
+            Some("terminalId"),
+        ),
+        (
+            Kind::HELLO,
+            r#"{"terminalId":"T1","protocolVersion":2}"#.into(),
+            ErrorCode::UnsupportedVersion,
+            Some("protocolVersion"),
+        ),
+        (
+            Kind::HELLO,
+            r#"{"terminalId":"T1","display":{"cols":0,"rows":4}}"#.into(),
+            ErrorCode::InvalidField,
+            Some("display.cols"),
+        ),
+        (
+            Kind::HELLO,
+            r#"{"terminalId":"T1","display":{"cols":20}}"#.into(),
+            ErrorCode::MissingField,
+            Some("display.rows"),
+        ),
+        (
+            Kind::INQUIRY,
+            "{}".into(),
+            ErrorCode::MissingField,
+            Some("originalMerchantRefundId"),
+        ),
+        (Kind(0x23), "{}".into(), ErrorCode::UnknownKind, None),
+        (
+            Kind::DISPLAY,
+            r#"{"lines":["a",3],"tone":"ok"}"#.into(),
+            ErrorCode::InvalidField,
+            Some("lines[1]"),
+        ),
+        (
+            Kind::DISPLAY,
+            r#"{"lines":[],"tone":"loud"}"#.into(),
+            ErrorCode::InvalidField,
+            Some("tone"),
+        ),
+        (
+            Kind::REFUND_UPDATE,
+            r#"{"originalMerchantRefundId":"R","state":"DONE","refundRequestId":"Q"}"#.into(),
+            ErrorCode::InvalidField,
+            Some("state"),
+        ),
+    ];
+    for (kind, payload, code, field) in cases {
+        let e = refused(kind, &payload);
+        assert_eq!(e.code, code, "{payload}: {e}");
+        assert_eq!(e.field.as_deref(), field, "{payload}: {e}");
+        if let Some(field) = field {
+            assert!(e.to_string().starts_with(field), "{e}");
+        }
+    }
+}
+
+#[test]
+fn boundaries_are_inclusive() {
+    let max = refund_json(r#","refundAmount":{"value":2147483647,"currency":"JPY"}"#);
+    assert!(Message::parse(Kind::REFUND, max.as_bytes()).is_ok());
+    let one = refund_json(r#","refundAmount":{"value":1,"currency":"JPY"}"#);
+    assert!(Message::parse(Kind::REFUND, one.as_bytes()).is_ok());
+    let id64 = format!(
+        r#"{{"originalMerchantRefundId":"{}","paymentId":"P"}}"#,
+        "x".repeat(64)
+    );
+    assert!(Message::parse(Kind::REFUND, id64.as_bytes()).is_ok());
+    let memo256 = refund_json(&format!(r#","memo":"{}""#, "é".repeat(256)));
+    assert!(Message::parse(Kind::REFUND, memo256.as_bytes()).is_ok());
+}
+
+#[test]
+fn direction_is_enforced() {
+    let e = Message::parse_from(Direction::ToBridge, Kind::WELCOME, b"{}").unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnexpectedKind);
+    let e = Message::parse_from(Direction::ToTerminal, Kind::REFUND, b"{}").unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnexpectedKind);
+}
+
+#[test]
+fn every_message_round_trips() {
+    let usd = Currency::parse("USD").unwrap();
+    let messages = vec![
+        Message::Hello(Hello {
+            terminal_id: "T1".into(),
+            model: Some("M400".into()),
+            firmware: None,
+            protocol_version: 1,
+            display: DisplaySize { cols: 16, rows: 2 },
+        }),
+        Message::Welcome(Welcome {
+            bridge_version: "0.1.0".into(),
+            online: true,
+            queued: 3,
+            time: "2026-11-24T18:00:00Z".into(),
+        }),
+        Message::Refund(Refund {
+            original_merchant_refund_id: "R".into(),
+            payment_id: "P".into(),
+            refund_amount: None,
+            memo: None,
+        }),
+        Message::RefundUpdate(RefundUpdate {
+            original_merchant_refund_id: "R".into(),
+            state: RefundState::Succeeded,
+            refund_request_id: "Q".into(),
+            refund_id: Some("X".into()),
+            refund_time: Some("2026-11-24T18:00:01Z".into()),
+            refund_amount: Some(Amount::new(5, usd)),
+            result_code: Some("SUCCESS".into()),
+            result_message: Some("Success.".into()),
+        }),
+        Message::Inquiry(Inquiry {
+            original_merchant_refund_id: "R".into(),
+        }),
+        Message::Display(Display {
+            lines: vec!["Refund OK".into(), "12.50 USD".into()],
+            tone: Tone::Ok,
+        }),
+        Message::Status(Status {}),
+        Message::StatusReport(StatusReport {
+            online: false,
+            queued: 20,
+            last_cloud_contact: None,
+            provider: "antom".into(),
+        }),
+        Message::Error(ErrorMessage::new(
+            ErrorCode::MissingField,
+            "paymentId: is required",
+            None,
+        )),
+    ];
+    for m in messages {
+        let payload = m.to_frame_payload();
+        assert_eq!(Message::parse(m.kind(), &payload).unwrap(), m);
+    }
+}
+
+#[test]
+fn reference_is_found_in_invalid_refunds() {
+    assert_eq!(
+        Message::reference_in(br#"{"originalMerchantRefundId":"R-9","paymentId":7}"#),
+        Some("R-9".into())
+    );
+    assert_eq!(Message::reference_in(b"nope"), None);
+}
