@@ -1,5 +1,93 @@
-//! The command line.
+//! The `posbridge` command line: one subcommand per job, each in its own module.
+
+mod loopback;
+mod term;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The bridge between a countertop payment terminal and the payment provider's cloud.
+#[derive(Parser)]
+#[command(
+    name = "posbridge",
+    version,
+    about,
+    long_about = "posbridge speaks the terminal's link protocol over the USB cable \
+(serial or USB bulk), turns the terminal's refunds into refund calls to the payment \
+provider's cloud, and shows the outcome on the terminal's display.",
+    after_help = "Logs go to standard error; set their level with RUST_LOG (e.g. RUST_LOG=debug)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a virtual serial line and serve the bridge's side on it.
+    Loopback(loopback::LoopbackArgs),
+    /// Be a payment terminal: speak the link protocol on a serial line.
+    Term(term::TermArgs),
+    /// Print the version.
+    Version,
+}
+
 /// Runs the command line and returns the process's exit code.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(match cli.command {
+        Command::Loopback(_) => "info",
+        _ => "warn",
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("posbridge: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Loopback(args) => loopback::run(args).await,
+            Command::Term(args) => term::run(args).await,
+            Command::Version => {
+                println!("posbridge {}", env!("CARGO_PKG_VERSION"));
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+/// Logs to standard error: plain text (no colours) unless it is a terminal, so the
+/// journal gets clean lines; the level comes from `RUST_LOG`, else `default_level`.
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }

@@ -277,4 +277,3 @@ impl Link {
         (handle, events_rx)
     }
 }
-

@@ -150,5 +150,13 @@ impl Message {
     }
 }
 
+impl Invalid {
+    /// The ERROR message that answers the refused `payload`, naming the refund it
+    /// concerns when the payload holds a usable `originalMerchantRefundId`.
+    pub fn to_error_message(&self, payload: &[u8]) -> ErrorMessage {
+        ErrorMessage::new(self.code, &self.to_string(), Message::reference_in(payload))
+    }
+}
+
 #[cfg(test)]
 mod tests;
