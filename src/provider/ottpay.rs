@@ -414,6 +414,9 @@ mod tests {
 
     #[test]
     fn trade_time_is_eastern_with_bundled_tzdb() {
+        // The zone is compiled in, so a box without /usr/share/zoneinfo still has it.
+        let bundled = jiff::tz::TimeZoneDatabase::bundled();
+        assert!(bundled.get("America/Toronto").is_ok());
         let zone = TimeZone::get("America/Toronto").unwrap();
         let winter = parse_trade_time("2026-01-15 12:00:04", &zone).unwrap();
         assert_eq!(winter.to_string(), "2026-01-15T17:00:04Z");
