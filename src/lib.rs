@@ -11,6 +11,8 @@
 //! - [`message`]: the typed JSON messages carried by data frames, and their validation.
 //! - [`transport`]: serial devices, USB bulk endpoints and pseudo-terminals, reopened
 //!   when they come back after an unplug.
+//! - [`provider`]: the payment providers' cloud refund APIs (Antom, OTT Pay,
+//!   PaymentOptions) behind one trait, and how each outcome is classified.
 //! - [`sim`]: the terminal emulator and the virtual-serial loopback field techs use.
 //! - [`cli`]: the `posbridge` command line.
 
@@ -18,6 +20,7 @@ pub mod cli;
 pub mod link;
 pub mod message;
 pub mod money;
+pub mod provider;
 pub mod sim;
 pub mod transport;
 pub mod wire;

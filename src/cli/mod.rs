@@ -1,5 +1,6 @@
 //! The `posbridge` command line: one subcommand per job, each in its own module.
 
+pub mod cloud;
 mod loopback;
 mod term;
 
@@ -30,6 +31,12 @@ enum Command {
     Loopback(loopback::LoopbackArgs),
     /// Be a payment terminal: speak the link protocol on a serial line.
     Term(term::TermArgs),
+    /// Run the cloud simulator: Antom, OTT Pay and PaymentOptions on loopback.
+    SimCloud(cloud::SimCloudArgs),
+    /// Send one refund to the configured provider and print the classified outcome.
+    Refund(cloud::RefundArgs),
+    /// Look a refund up at the configured provider and print the classified outcome.
+    Inquire(cloud::InquireArgs),
     /// Print the version.
     Version,
 }
@@ -38,7 +45,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(match cli.command {
-        Command::Loopback(_) => "info",
+        Command::Loopback(_) | Command::SimCloud(_) => "info",
         _ => "warn",
     });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -56,6 +63,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Loopback(args) => loopback::run(args).await,
             Command::Term(args) => term::run(args).await,
+            Command::SimCloud(args) => cloud::sim_cloud(args).await,
+            Command::Refund(args) => cloud::refund(args).await,
+            Command::Inquire(args) => cloud::inquire(args).await,
             Command::Version => {
                 println!("posbridge {}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS

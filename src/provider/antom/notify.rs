@@ -1,0 +1,310 @@
+//! The notifyRefund receiver: an HTTP endpoint Antom posts final refund results to.
+//!
+//! Off unless configured. Each notification's signature is verified with Antom's
+//! public key over the receiving path, its `Client-Id` must be ours, and only then is
+//! it handed to the caller through a channel. Antom is answered
+//! `{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}`
+//! only after the caller has accepted the notification ([`NotifyDelivery::accept`]),
+//! so a notification the bridge could not record is answered with an error and Antom
+//! sends it again (up to 8 times in 24 h). Bodies are bounded in size and request
+//! headers in time. The reply is not signed, as Antom expects.
+//!
+//! Antom posts to a public HTTPS URL: put this listener behind the shop's TLS
+//! terminating proxy, forwarding the same path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use jiff::Timestamp;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::keys::PublicKey;
+use super::{AntomAnswer, WireAmountIn, parse_time, signing};
+use crate::provider::Outcome;
+use crate::provider::classify::{self, CodeClass};
+
+/// `[provider.notify]` settings; the table's presence turns the receiver on.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Where to listen (the TLS proxy forwards here).
+    pub listen: SocketAddr,
+    /// The path Antom posts to; it is part of what Antom signs.
+    pub path: String,
+    /// Largest body accepted (Antom's notifications are about 1 KiB).
+    pub max_body_bytes: usize,
+    /// Time a client gets to send its request headers.
+    pub header_read_timeout_ms: u64,
+    /// Time the caller gets to accept a notification before Antom is told to resend.
+    pub accept_timeout_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        NotifyConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
+            path: "/antom/notifyRefund".to_string(),
+            max_body_bytes: 64 * 1024,
+            header_read_timeout_ms: 10_000,
+            accept_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// A verified refund notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundNotification {
+    /// Our refundRequestId.
+    pub refund_request_id: String,
+    /// Antom's refundId.
+    pub refund_id: String,
+    /// `SUCCESS` or `FAIL` as Antom sent it.
+    pub refund_status: String,
+    /// The refund's outcome: `Succeeded`, `FailedFinal`, or `InProgress` for a status
+    /// posbridge does not know.
+    pub outcome: Outcome,
+}
+
+/// A notification waiting for the caller to accept it.
+#[derive(Debug)]
+pub struct NotifyDelivery {
+    /// The verified notification.
+    pub notification: RefundNotification,
+    accepted: oneshot::Sender<()>,
+}
+
+impl NotifyDelivery {
+    /// Tells the receiver the notification is recorded; Antom then gets its SUCCESS.
+    /// Dropping the delivery instead makes Antom send it again later.
+    pub fn accept(self) {
+        // The receiver may have given up waiting; Antom then resends, which is fine.
+        let _ = self.accepted.send(());
+    }
+}
+
+/// A running receiver.
+#[derive(Debug)]
+pub struct NotifyReceiver {
+    local_addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    client_id: String,
+    antom_public_key: PublicKey,
+    deliveries: mpsc::Sender<NotifyDelivery>,
+    accept_timeout: Duration,
+}
+
+impl NotifyReceiver {
+    /// Binds the listener and starts serving; verified notifications go to
+    /// `deliveries`.
+    pub async fn start(
+        config: &NotifyConfig,
+        client_id: &str,
+        antom_public_key: PublicKey,
+        deliveries: mpsc::Sender<NotifyDelivery>,
+    ) -> std::io::Result<NotifyReceiver> {
+        if !config.path.starts_with('/') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "notify path must start with `/`",
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            client_id: client_id.to_string(),
+            antom_public_key,
+            deliveries,
+            accept_timeout: Duration::from_millis(config.accept_timeout_ms),
+        });
+        let router = Router::new()
+            .route(&config.path, post(receive))
+            .layer(DefaultBodyLimit::max(config.max_body_bytes))
+            .with_state(shared);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(crate::provider::serve::accept_loop(
+            listener,
+            router,
+            Duration::from_millis(config.header_read_timeout_ms),
+            stop.clone(),
+        ));
+        Ok(NotifyReceiver {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting and waits for the accept loop to end.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+async fn receive(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let (Some(signature), Some(time), Some(client_id)) = (
+        header("signature"),
+        header("request-time"),
+        header("client-id"),
+    ) else {
+        return reject(
+            StatusCode::UNAUTHORIZED,
+            "Signature, Request-Time and Client-Id are required",
+        );
+    };
+    if client_id != shared.client_id {
+        return reject(StatusCode::UNAUTHORIZED, "unknown Client-Id");
+    }
+    if let Err(e) = signing::verify(
+        &shared.antom_public_key,
+        signature,
+        path,
+        client_id,
+        time,
+        &body,
+    ) {
+        tracing::warn!(error = %e, "notifyRefund rejected: bad signature");
+        return reject(StatusCode::UNAUTHORIZED, "signature verification failed");
+    }
+    let Some(notification) = parse_notification(&body) else {
+        return reject(StatusCode::BAD_REQUEST, "not a REFUND_RESULT notification");
+    };
+    let (accepted, wait) = oneshot::channel();
+    let delivery = NotifyDelivery {
+        notification,
+        accepted,
+    };
+    if shared.deliveries.try_send(delivery).is_err() {
+        return reject(StatusCode::SERVICE_UNAVAILABLE, "busy; send again later");
+    }
+    match tokio::time::timeout(shared.accept_timeout, wait).await {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            r#"{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}"#,
+        )
+            .into_response(),
+        _ => reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not recorded; send again later",
+        ),
+    }
+}
+
+fn reject(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "result": {"resultCode": "PROCESS_FAIL", "resultStatus": "F", "resultMessage": message}
+    });
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NotifyBody {
+    #[serde(default)]
+    notify_type: Option<String>,
+    #[serde(flatten)]
+    answer: AntomAnswer,
+}
+
+/// Reads a notifyRefund body; `None` if it is not one.
+pub fn parse_notification(body: &[u8]) -> Option<RefundNotification> {
+    let parsed: NotifyBody = serde_json::from_slice(body).ok()?;
+    if parsed
+        .notify_type
+        .as_deref()
+        .is_some_and(|t| t != "REFUND_RESULT")
+    {
+        return None;
+    }
+    let answer = parsed.answer;
+    let refund_request_id = answer.refund_request_id.clone().filter(|s| !s.is_empty())?;
+    let refund_id = answer.refund_id.clone().unwrap_or_default();
+    let refund_status = answer.refund_status.clone().unwrap_or_default();
+    let outcome = match classify::antom_refund_status(&refund_status) {
+        Some(CodeClass::Success) => Outcome::Succeeded {
+            refund_id: refund_id.clone(),
+            refund_time: answer
+                .refund_time
+                .as_deref()
+                .and_then(parse_time)
+                .unwrap_or_else(Timestamp::now),
+            amount: answer
+                .refund_amount
+                .as_ref()
+                .and_then(WireAmountIn::to_amount),
+        },
+        Some(CodeClass::FailedFinal) => Outcome::FailedFinal {
+            code: if answer.result.result_code.is_empty() {
+                format!("REFUND_{refund_status}")
+            } else {
+                answer.result.result_code.clone()
+            },
+            message: answer.result.result_message.clone(),
+        },
+        _ => Outcome::InProgress {
+            refund_id: Some(refund_id.clone()).filter(|s| !s.is_empty()),
+        },
+    };
+    Some(RefundNotification {
+        refund_request_id,
+        refund_id,
+        refund_status,
+        outcome,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_success_and_failure() {
+        let ok = br#"{"notifyType":"REFUND_RESULT","result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"},
+            "refundStatus":"SUCCESS","refundRequestId":"R1","refundId":"X1","refundAmount":{"value":100,"currency":"USD"},
+            "refundTime":"2026-04-10T11:32:54Z"}"#;
+        let n = parse_notification(ok).unwrap();
+        assert_eq!(n.refund_request_id, "R1");
+        assert!(
+            matches!(n.outcome, Outcome::Succeeded { ref refund_id, amount: Some(_), .. } if refund_id == "X1")
+        );
+        let fail = br#"{"notifyType":"REFUND_RESULT","result":{"resultCode":"PROCESS_FAIL","resultStatus":"F","resultMessage":"no"},
+            "refundStatus":"FAIL","refundRequestId":"R1","refundId":"X1"}"#;
+        assert!(
+            matches!(parse_notification(fail).unwrap().outcome, Outcome::FailedFinal { ref code, .. } if code == "PROCESS_FAIL")
+        );
+        for bad in [&b"{}"[..], b"null", b"[", br#"{"notifyType":"PAYMENT_RESULT","result":{"resultStatus":"S"},"refundRequestId":"R"}"#] {
+            assert!(parse_notification(bad).is_none());
+        }
+    }
+}

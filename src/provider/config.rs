@@ -1,0 +1,271 @@
+//! The `[provider]` configuration table and building a provider from it.
+//!
+//! A configuration names one provider by `kind` and carries its endpoint, credentials
+//! and HTTP settings:
+//!
+//! ```toml
+//! [provider]
+//! kind = "antom"                 # antom | ottpay | paymentoptions
+//! base_url = "https://open-na-global.alipay.com"
+//! client_id = "SANDBOX_5YBZ1Z2Z0000"
+//! private_key_file = "/etc/credstore/posbridge/antom-merchant.pem"
+//! antom_public_key_file = "/etc/posbridge/antom-public.pem"
+//! [provider.http]
+//! connect_timeout_ms = 10000
+//! ```
+//!
+//! Secrets are given either inline or, better, as a file path (`*_file`), so a config
+//! can be shown to someone without its secrets. Parse errors name the line and never
+//! quote it, because the line may hold a secret.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::Provider;
+use super::Secret;
+use super::antom::keys::KeyError;
+use super::antom::{AntomConfig, AntomProvider};
+use super::ottpay::{OttPayConfig, OttPayProvider};
+use super::paymentoptions::{PaymentOptionsConfig, PaymentOptionsProvider};
+
+/// Which provider, and its settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProviderConfig {
+    /// Antom (Alipay+ / Ant International).
+    Antom(AntomConfig),
+    /// OTT Pay (Canada).
+    Ottpay(OttPayConfig),
+    /// PaymentOptions.
+    Paymentoptions(PaymentOptionsConfig),
+}
+
+/// A file holding a `[provider]` table (other tables are ignored, so the daemon's
+/// whole configuration file can be given).
+#[derive(Debug, Deserialize)]
+struct ProviderFile {
+    provider: ProviderConfig,
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// The TOML is malformed or has wrong fields.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file (or `<string>`).
+        path: String,
+        /// What is wrong and on which line.
+        reason: String,
+    },
+    /// A value is unusable.
+    #[error("provider setting `{field}`: {reason}")]
+    Invalid {
+        /// The setting.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// A key could not be loaded.
+    #[error("{0}")]
+    Key(#[from] KeyError),
+}
+
+impl ConfigError {
+    /// An `Invalid` error.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl ProviderConfig {
+    /// Parses a TOML text with a `[provider]` table.
+    pub fn from_toml(text: &str) -> Result<ProviderConfig, ConfigError> {
+        parse_toml(text, "<string>")
+    }
+
+    /// Reads a TOML file with a `[provider]` table.
+    pub fn from_file(path: &Path) -> Result<ProviderConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        parse_toml(&text, &path.display().to_string())
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderConfig::Antom(_) => "antom",
+            ProviderConfig::Ottpay(_) => "ottpay",
+            ProviderConfig::Paymentoptions(_) => "paymentoptions",
+        }
+    }
+}
+
+fn parse_toml(text: &str, path: &str) -> Result<ProviderConfig, ConfigError> {
+    toml::from_str::<ProviderFile>(text)
+        .map(|file| file.provider)
+        .map_err(|e| ConfigError::Parse {
+            path: path.to_string(),
+            // The message only, with a line number: the default rendering quotes the
+            // offending line, which may be a secret.
+            reason: match e.span() {
+                Some(span) => format!(
+                    "line {}: {}",
+                    text.get(..span.start)
+                        .map_or(0, |t| t.lines().count().max(1)),
+                    e.message()
+                ),
+                None => e.message().to_string(),
+            },
+        })
+}
+
+/// Builds the configured provider.
+pub fn build_provider(config: &ProviderConfig) -> Result<Arc<dyn Provider>, ConfigError> {
+    Ok(match config {
+        ProviderConfig::Antom(c) => Arc::new(AntomProvider::new(c)?),
+        ProviderConfig::Ottpay(c) => Arc::new(OttPayProvider::new(c)?),
+        ProviderConfig::Paymentoptions(c) => Arc::new(PaymentOptionsProvider::new(c)?),
+    })
+}
+
+/// A secret given inline or as a file; exactly one of the two.
+pub fn resolve_secret(
+    field: &str,
+    inline: Option<&Secret>,
+    file: Option<&PathBuf>,
+) -> Result<Secret, ConfigError> {
+    let secret = match (inline, file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                field,
+                format!("give either `{field}` or `{field}_file`, not both"),
+            ));
+        }
+        (Some(secret), None) => secret.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            Secret::new(text.trim().to_string())
+        }
+        (None, None) => {
+            return Err(ConfigError::invalid(
+                field,
+                format!("missing: give `{field}_file` (preferred) or `{field}`"),
+            ));
+        }
+    };
+    if secret.is_empty() {
+        return Err(ConfigError::invalid(field, "is empty"));
+    }
+    Ok(secret)
+}
+
+/// Checks and parses a base URL: http or https, with a host, no query or fragment.
+/// The returned text has no trailing `/`, so API paths can be appended.
+pub fn base_url(field: &str, text: &str) -> Result<String, ConfigError> {
+    let url = reqwest::Url::parse(text.trim())
+        .map_err(|e| ConfigError::invalid(field, format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            field,
+            "must start with https:// (or http:// for a simulator)",
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(field, "has no host"));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(ConfigError::invalid(
+            field,
+            "must not carry a query, fragment or credentials",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_name_the_line_not_its_text() {
+        let text = "[provider]\nkind = \"ottpay\"\napp_key = \"s3cret-value\" junk\n";
+        let err = ProviderConfig::from_toml(text).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn unknown_kind_is_named() {
+        let err = ProviderConfig::from_toml("[provider]\nkind = \"paypal\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("paypal"), "{err}");
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            base_url("u", "https://h.example/openapi/").unwrap(),
+            "https://h.example/openapi"
+        );
+        assert_eq!(
+            base_url("u", "http://127.0.0.1:9/").unwrap(),
+            "http://127.0.0.1:9"
+        );
+        for bad in [
+            "",
+            "ftp://h",
+            "https://h/?a=1",
+            "https://u:p@h/",
+            "not a url",
+        ] {
+            assert!(base_url("u", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_inline_or_file_exactly_one() {
+        let s = Secret::new("k");
+        assert_eq!(
+            resolve_secret("app_key", Some(&s), None).unwrap().expose(),
+            "k"
+        );
+        assert!(resolve_secret("app_key", None, None).is_err());
+        let p = PathBuf::from("/x");
+        assert!(resolve_secret("app_key", Some(&s), Some(&p)).is_err());
+        let blank = Secret::new("  ");
+        assert!(resolve_secret("app_key", Some(&blank), None).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, "from-file\n").unwrap();
+        assert_eq!(
+            resolve_secret("app_key", None, Some(&file))
+                .unwrap()
+                .expose(),
+            "from-file"
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! The provider side: refund calls to the payment provider's cloud.
+//!
+//! The bridge drives every provider through one object-safe trait, [`Provider`],
+//! usually held as `Arc<dyn Provider>`. A provider turns a [`RefundRequest`] or an
+//! [`InquiryRequest`] into an HTTP call and classifies whatever happens — an answer,
+//! an error code, a timeout, a refused connection — into exactly one [`Outcome`].
+//! Nothing escapes as an error: the bridge only ever sees outcomes, and every outcome
+//! that is not a provider's answer carries a reason naming the provider, the call and
+//! what happened, and never a secret.
+//!
+//! - [`classify`]: the result-code and HTTP-status tables, as data.
+//! - [`http`]: client settings (timeouts, keep-alive) and how transport errors fold
+//!   into outcomes.
+//! - [`config`]: the `[provider]` TOML table and building a provider from it.
+//! - [`antom`]: Antom (signed requests, v2 and v1 paths, notifyRefund receiver).
+//! - [`ottpay`]: OTT Pay local-card refunds with token auth.
+//! - [`paymentoptions`]: PaymentOptions server-to-server refunds.
+//! - [`secret`]: the wrapper that keeps secrets out of logs.
+//! - [`serve`]: serving HTTP with bounded header time (notify receiver, simulator).
+
+pub mod antom;
+pub mod classify;
+pub mod config;
+pub mod http;
+pub mod ottpay;
+pub mod paymentoptions;
+pub mod secret;
+pub mod serve;
+
+use std::fmt;
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::money::Amount;
+
+pub use config::{ConfigError, ProviderConfig, build_provider};
+pub use secret::Secret;
+
+/// One refund to submit. The same `refund_request_id` is sent on every retry of one
+/// attempt; idempotent providers use it to avoid refunding twice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// Our id for this attempt, unique, at most 64 characters.
+    pub refund_request_id: String,
+    /// The terminal's own refund id (Antom's USB cable mode wants it).
+    pub original_merchant_refund_id: Option<String>,
+    /// The provider's id of the payment being refunded.
+    pub payment_id: String,
+    /// The amount; `None` asks for a full refund where the provider allows that.
+    pub amount: Option<Amount>,
+    /// A note for the provider's records.
+    pub memo: Option<String>,
+}
+
+/// A status look-up for an earlier refund.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InquiryRequest {
+    /// Our id of the attempt being looked up.
+    pub refund_request_id: String,
+    /// The provider's refund id, when an earlier answer gave one.
+    pub refund_id: Option<String>,
+}
+
+/// What became of a refund call: exactly one of six classes.
+///
+/// For [`Provider::inquire`], `Succeeded`, `FailedFinal` and `InProgress` describe the
+/// refund itself; an inquiry that itself failed is `RetrySameRequest` or
+/// `OutcomeUnknown`, never `FailedFinal`, because a failed look-up says nothing about
+/// the money.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    /// The money went back.
+    Succeeded {
+        /// The provider's refund id.
+        refund_id: String,
+        /// When the provider says it was refunded; the time the answer arrived when
+        /// the provider does not say.
+        refund_time: Timestamp,
+        /// The refunded amount, when the provider states it.
+        amount: Option<Amount>,
+    },
+    /// The provider refused for good; sending again will not help.
+    FailedFinal {
+        /// The provider's result code (or a `POSBRIDGE_` code for local refusals).
+        code: String,
+        /// The provider's message.
+        message: String,
+    },
+    /// Accepted and still being processed: poll or wait for a notification, do not
+    /// resubmit.
+    InProgress {
+        /// The provider's refund id, when given.
+        refund_id: Option<String>,
+    },
+    /// Safe to send the very same request again later (same refundRequestId): the
+    /// provider asked for it, or the request provably never left.
+    RetrySameRequest {
+        /// Which provider, which call, what happened.
+        reason: String,
+    },
+    /// The request was sent and no trustworthy answer came back: it may or may not
+    /// have been carried out.
+    OutcomeUnknown {
+        /// Which provider, which call, what happened.
+        reason: String,
+    },
+    /// Refused for now; a later attempt needs a new refundRequestId (e.g. merchant
+    /// balance too low).
+    NeedsNewRequestId {
+        /// The provider's result code.
+        code: String,
+        /// The provider's message.
+        message: String,
+    },
+}
+
+impl Outcome {
+    /// A short upper-case name of the class, for logs and exit codes.
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded { .. } => "SUCCEEDED",
+            Outcome::FailedFinal { .. } => "FAILED_FINAL",
+            Outcome::InProgress { .. } => "IN_PROGRESS",
+            Outcome::RetrySameRequest { .. } => "RETRY_SAME_REQUEST",
+            Outcome::OutcomeUnknown { .. } => "OUTCOME_UNKNOWN",
+            Outcome::NeedsNewRequestId { .. } => "NEEDS_NEW_REQUEST_ID",
+        }
+    }
+
+    /// Whether the refund has reached a final state (succeeded or failed for good).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Succeeded { .. } | Outcome::FailedFinal { .. }
+        )
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Succeeded {
+                refund_id,
+                refund_time,
+                amount,
+            } => {
+                write!(
+                    f,
+                    "SUCCEEDED refund_id={refund_id} refund_time={refund_time}"
+                )?;
+                if let Some(amount) = amount {
+                    write!(f, " amount={amount}")?;
+                }
+                Ok(())
+            }
+            Outcome::FailedFinal { code, message } => {
+                write!(f, "FAILED_FINAL code={code} message={message:?}")
+            }
+            Outcome::InProgress { refund_id } => match refund_id {
+                Some(id) => write!(f, "IN_PROGRESS refund_id={id}"),
+                None => write!(f, "IN_PROGRESS"),
+            },
+            Outcome::RetrySameRequest { reason } => write!(f, "RETRY_SAME_REQUEST: {reason}"),
+            Outcome::OutcomeUnknown { reason } => write!(f, "OUTCOME_UNKNOWN: {reason}"),
+            Outcome::NeedsNewRequestId { code, message } => {
+                write!(f, "NEEDS_NEW_REQUEST_ID code={code} message={message:?}")
+            }
+        }
+    }
+}
+
+/// A payment provider's refund API, as the bridge sees it.
+///
+/// Object safe: hold it as `Arc<dyn Provider>`. The futures are boxed so the trait
+/// needs no macro.
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// A short lower-case name (`antom`, `ottpay`, `paymentoptions`).
+    fn name(&self) -> &'static str;
+
+    /// Whether sending the same request twice refunds at most once (Antom: yes, by
+    /// refundRequestId). When false, an `OutcomeUnknown` must never be resent
+    /// automatically.
+    fn is_idempotent(&self) -> bool;
+
+    /// Whether [`Provider::inquire`] can look a refund up.
+    fn supports_inquiry(&self) -> bool;
+
+    /// Submits a refund and classifies what happened.
+    fn refund<'a>(&'a self, request: &'a RefundRequest) -> BoxFuture<'a, Outcome>;
+
+    /// Looks an earlier refund up and classifies its state.
+    fn inquire<'a>(&'a self, request: &'a InquiryRequest) -> BoxFuture<'a, Outcome>;
+}
