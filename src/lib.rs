@@ -13,10 +13,12 @@
 //!   when they come back after an unplug.
 //! - [`provider`]: the payment providers' cloud refund APIs (Antom, OTT Pay,
 //!   PaymentOptions) behind one trait, and how each outcome is classified.
+//! - [`ledger`]: the SQLite ledger, the single source of truth for refunds.
 //! - [`sim`]: the terminal emulator and the virtual-serial loopback field techs use.
 //! - [`cli`]: the `posbridge` command line.
 
 pub mod cli;
+pub mod ledger;
 pub mod link;
 pub mod message;
 pub mod money;

@@ -1,0 +1,95 @@
+//! The ledger's schema and its migrations, versioned from the first one.
+//!
+//! `PRAGMA user_version` holds the schema version. Each migration takes the file from
+//! one version to the next inside one transaction; a file from a newer posbridge is
+//! refused rather than guessed at. Times are milliseconds since the Unix epoch (UTC);
+//! amounts are integers in minor units.
+
+use rusqlite::Connection;
+
+use super::LedgerError;
+
+/// Migrations in order: `MIGRATIONS[n]` takes version `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &[
+    // Version 1.
+    r#"
+    CREATE TABLE refunds (
+        id                          INTEGER PRIMARY KEY,
+        terminal_id                 TEXT    NOT NULL,
+        original_merchant_refund_id TEXT    NOT NULL,
+        payment_id                  TEXT    NOT NULL,
+        amount_value                INTEGER,
+        amount_currency             TEXT,
+        memo                        TEXT,
+        provider                    TEXT    NOT NULL,
+        state                       TEXT    NOT NULL CHECK (state IN
+            ('ACCEPTED', 'QUEUED', 'PROCESSING', 'SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')),
+        attempt_id                  INTEGER NOT NULL,
+        provider_refund_id          TEXT,
+        refund_time                 TEXT,
+        refunded_value              INTEGER,
+        refunded_currency           TEXT,
+        result_code                 TEXT,
+        result_message              TEXT,
+        created_ms                  INTEGER NOT NULL,
+        updated_ms                  INTEGER NOT NULL,
+        next_action_ms              INTEGER,
+        tries                       INTEGER NOT NULL DEFAULT 0,
+        delivered_state             TEXT,
+        delivered_ms                INTEGER,
+        UNIQUE (terminal_id, original_merchant_refund_id),
+        CHECK ((amount_value IS NULL) = (amount_currency IS NULL))
+    );
+    CREATE INDEX refunds_due ON refunds (next_action_ms) WHERE next_action_ms IS NOT NULL;
+    CREATE INDEX refunds_payment ON refunds (payment_id, id);
+    CREATE INDEX refunds_terminal_day ON refunds (terminal_id, created_ms);
+    CREATE INDEX refunds_state ON refunds (state);
+
+    CREATE TABLE attempts (
+        id                INTEGER PRIMARY KEY,
+        refund_id         INTEGER NOT NULL REFERENCES refunds (id),
+        refund_request_id TEXT    NOT NULL UNIQUE,
+        status            TEXT    NOT NULL CHECK (status IN
+            ('NEW', 'SENDING', 'RETRY', 'PROCESSING', 'DONE')),
+        sends             INTEGER NOT NULL DEFAULT 0,
+        created_ms        INTEGER NOT NULL,
+        last_sent_ms      INTEGER,
+        last_outcome      TEXT
+    );
+    CREATE INDEX attempts_refund ON attempts (refund_id);
+
+    CREATE TABLE transitions (
+        id          INTEGER PRIMARY KEY,
+        refund_id   INTEGER NOT NULL REFERENCES refunds (id),
+        at_ms       INTEGER NOT NULL,
+        from_state  TEXT,
+        to_state    TEXT    NOT NULL,
+        cause       TEXT    NOT NULL,
+        result_code TEXT,
+        attempt_id  INTEGER
+    );
+    CREATE INDEX transitions_refund ON transitions (refund_id, id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the file's schema up to [`VERSION`].
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > VERSION {
+        return Err(LedgerError::NewerSchema {
+            found,
+            known: VERSION,
+        });
+    }
+    for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", from as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = from + 1, "ledger schema migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,806 @@
+//! [`Ledger`]: the operations on the file, each one transaction.
+//!
+//! Every writing operation runs in a savepoint, so it is its own transaction when
+//! called alone and a nested, all-or-nothing part when [`super::LedgerHandle`] groups
+//! several into one commit.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::model::{
+    AcceptPolicy, Acceptance, AttemptRecord, AttemptStatus, Change, Counts, History, NewRefund,
+    RefundRecord, TransitionRecord, parse_state,
+};
+use super::{LedgerError, schema};
+use crate::message::RefundState;
+use crate::money::{Amount, Currency};
+
+/// States in which a refund is not finished: the bridge (or a person) still owes it
+/// something, and a later refund of the same payment waits for it.
+const OPEN_STATES: &str = "('ACCEPTED', 'QUEUED', 'PROCESSING', 'NEEDS_ATTENTION')";
+
+const SELECT_REFUND: &str = "SELECT r.id, r.terminal_id, r.original_merchant_refund_id, \
+    r.payment_id, r.amount_value, r.amount_currency, r.memo, r.provider, r.state, \
+    r.attempt_id, a.refund_request_id, a.status, r.provider_refund_id, r.refund_time, \
+    r.refunded_value, r.refunded_currency, r.result_code, r.result_message, r.created_ms, \
+    r.updated_ms, r.next_action_ms, r.tries, r.delivered_state \
+    FROM refunds r JOIN attempts a ON a.id = r.attempt_id";
+
+/// The ledger file.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.path).finish()
+    }
+}
+
+fn file_error(path: &Path, reason: impl std::fmt::Display) -> LedgerError {
+    LedgerError::File {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+impl Ledger {
+    /// Opens the ledger at `path`, creating it (0600, its directory 0700) if it does
+    /// not exist, and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| file_error(dir, format!("cannot create the directory: {e}")))?;
+        }
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mode = std::fs::metadata(path)
+                    .map_err(|e| file_error(path, e))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "ledger is readable by others (mode {:o}); chmod 600 it",
+                        mode & 0o777
+                    );
+                }
+            }
+            Err(e) => return Err(file_error(path, format!("cannot create: {e}"))),
+        }
+        let mut conn = Connection::open(path).map_err(|e| file_error(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(file_error(
+                path,
+                format!("cannot use WAL (journal mode {mode})"),
+            ));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Ledger {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    #[cfg(test)]
+    pub(super) fn conn_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Starts a transaction that groups the next operations into one commit.
+    pub(super) fn begin_batch(&mut self) -> Result<(), LedgerError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits the group; if that fails, rolls it back so nothing half-done stays.
+    pub(super) fn commit_batch(&mut self) -> Result<(), LedgerError> {
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Records a refund the terminal asked for, or says why not. Duplicates and limits
+    /// are checked in the same transaction as the insert.
+    pub fn accept(
+        &mut self,
+        new: &NewRefund,
+        policy: &AcceptPolicy,
+        now_ms: i64,
+    ) -> Result<Acceptance, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        if let Some(existing) =
+            find_terminal_refund(&sp, &new.terminal_id, &new.original_merchant_refund_id)?
+        {
+            let same = existing.payment_id == new.payment_id
+                && existing.amount == new.amount
+                && existing.memo == new.memo;
+            return Ok(if same {
+                Acceptance::Duplicate(existing)
+            } else {
+                Acceptance::Mismatch(existing)
+            });
+        }
+        if let (Some(limit), Some(amount)) = (policy.daily_limit, new.amount) {
+            let used: i64 = sp.query_row(
+                "SELECT COALESCE(SUM(amount_value), 0) FROM refunds \
+                 WHERE terminal_id = ?1 AND amount_currency = ?2 AND created_ms >= ?3 \
+                 AND state != 'FAILED'",
+                params![new.terminal_id, amount.currency.as_str(), limit.since_ms],
+                |r| r.get(0),
+            )?;
+            if used.saturating_add(amount.value) > limit.max.value {
+                return Ok(Acceptance::OverDailyLimit {
+                    max: limit.max,
+                    used,
+                });
+            }
+        }
+        let waits_for_earlier: bool = sp.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM refunds WHERE payment_id = ?1 AND state IN {OPEN_STATES})"
+            ),
+            params![new.payment_id],
+            |r| r.get(0),
+        )?;
+        let state = if policy.queued {
+            RefundState::Queued
+        } else {
+            RefundState::Accepted
+        };
+        sp.execute(
+            "INSERT INTO refunds (terminal_id, original_merchant_refund_id, payment_id, \
+             amount_value, amount_currency, memo, provider, state, attempt_id, created_ms, \
+             updated_ms, next_action_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9, ?9)",
+            params![
+                new.terminal_id,
+                new.original_merchant_refund_id,
+                new.payment_id,
+                new.amount.map(|a| a.value),
+                new.amount.map(|a| a.currency.as_str().to_owned()),
+                new.memo,
+                policy.provider,
+                state.as_str(),
+                now_ms,
+            ],
+        )?;
+        let id = sp.last_insert_rowid();
+        let attempt_id = insert_attempt(&sp, id, &policy.refund_request_id, now_ms)?;
+        sp.execute(
+            "UPDATE refunds SET attempt_id = ?1 WHERE id = ?2",
+            params![attempt_id, id],
+        )?;
+        insert_transition(
+            &sp,
+            id,
+            now_ms,
+            None,
+            state,
+            &format!("REFUND from terminal {}", new.terminal_id),
+            None,
+            Some(attempt_id),
+        )?;
+        let refund = get(&sp, id)?;
+        sp.commit()?;
+        Ok(Acceptance::Recorded {
+            refund,
+            waits_for_earlier,
+        })
+    }
+
+    /// Notes, before a request leaves, that the attempt is being sent: if the bridge
+    /// stops before the outcome is recorded, the attempt reads as possibly sent.
+    pub fn begin_send(
+        &mut self,
+        refund_id: i64,
+        attempt_id: i64,
+        now_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let changed = sp.execute(
+            "UPDATE attempts SET status = 'SENDING', sends = sends + 1, last_sent_ms = ?1 \
+             WHERE id = ?2 AND refund_id = ?3",
+            params![now_ms, attempt_id, refund_id],
+        )?;
+        if changed != 1 {
+            return Err(LedgerError::NotFound(format!(
+                "attempt {attempt_id} of refund {refund_id}"
+            )));
+        }
+        sp.commit()?;
+        Ok(())
+    }
+
+    /// Applies a change to a refund's current attempt `attempt_id`, with its
+    /// transition row, and returns the refund as it now is.
+    pub fn apply(
+        &mut self,
+        refund_id: i64,
+        attempt_id: i64,
+        change: &Change,
+        now_ms: i64,
+    ) -> Result<RefundRecord, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let current = get(&sp, refund_id)?;
+        if current.attempt_id != attempt_id {
+            return Err(LedgerError::NotAllowed {
+                id: refund_id,
+                state: current.state.to_string(),
+                what: format!("attempt {attempt_id} is no longer the current one"),
+            });
+        }
+        let state = change.state.unwrap_or(current.state);
+        let next_action = match change.next_action_ms {
+            Some(next) => next,
+            None => current.next_action_ms,
+        };
+        let refunded = change.refunded.or(current.refunded);
+        let (code, message) = match &change.result {
+            Some((code, message)) => (Some(code.clone()), Some(message.clone())),
+            None => (current.result_code.clone(), current.result_message.clone()),
+        };
+        sp.execute(
+            "UPDATE refunds SET state = ?1, next_action_ms = ?2, tries = ?3, \
+             provider_refund_id = ?4, refund_time = ?5, refunded_value = ?6, \
+             refunded_currency = ?7, result_code = ?8, result_message = ?9, updated_ms = ?10 \
+             WHERE id = ?11",
+            params![
+                state.as_str(),
+                next_action,
+                change.tries.unwrap_or(current.tries),
+                change
+                    .provider_refund_id
+                    .clone()
+                    .or(current.provider_refund_id.clone()),
+                change.refund_time.clone().or(current.refund_time.clone()),
+                refunded.map(|a| a.value),
+                refunded.map(|a| a.currency.as_str().to_owned()),
+                code,
+                message,
+                now_ms,
+                refund_id,
+            ],
+        )?;
+        if change.attempt.is_some() || change.outcome.is_some() {
+            sp.execute(
+                "UPDATE attempts SET status = COALESCE(?1, status), \
+                 last_outcome = COALESCE(?2, last_outcome) WHERE id = ?3",
+                params![
+                    change.attempt.map(AttemptStatus::as_str),
+                    change.outcome,
+                    attempt_id
+                ],
+            )?;
+        }
+        insert_transition(
+            &sp,
+            refund_id,
+            now_ms,
+            Some(current.state),
+            state,
+            &change.cause,
+            change.result.as_ref().map(|(code, _)| code.as_str()),
+            Some(attempt_id),
+        )?;
+        let refund = get(&sp, refund_id)?;
+        sp.commit()?;
+        Ok(refund)
+    }
+
+    /// Starts a new attempt (a new `refundRequestId`) for a FAILED refund, as an
+    /// operator's retry does; the refund goes back to `state` and is due now.
+    pub fn new_attempt(
+        &mut self,
+        refund_id: i64,
+        refund_request_id: &str,
+        state: RefundState,
+        cause: &str,
+        now_ms: i64,
+    ) -> Result<RefundRecord, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let current = get(&sp, refund_id)?;
+        if current.state != RefundState::Failed {
+            return Err(LedgerError::NotAllowed {
+                id: refund_id,
+                state: current.state.to_string(),
+                what: "only a FAILED refund can be retried".into(),
+            });
+        }
+        let attempt_id = insert_attempt(&sp, refund_id, refund_request_id, now_ms)?;
+        sp.execute(
+            "UPDATE refunds SET attempt_id = ?1, state = ?2, next_action_ms = ?3, tries = 0, \
+             result_code = NULL, result_message = NULL, updated_ms = ?3 WHERE id = ?4",
+            params![attempt_id, state.as_str(), now_ms, refund_id],
+        )?;
+        insert_transition(
+            &sp,
+            refund_id,
+            now_ms,
+            Some(current.state),
+            state,
+            cause,
+            None,
+            Some(attempt_id),
+        )?;
+        let refund = get(&sp, refund_id)?;
+        sp.commit()?;
+        Ok(refund)
+    }
+
+    /// Settles a NEEDS_ATTENTION refund by a person's word.
+    pub fn resolve(
+        &mut self,
+        refund_id: i64,
+        to: RefundState,
+        cause: &str,
+        now_ms: i64,
+    ) -> Result<RefundRecord, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let current = get(&sp, refund_id)?;
+        if current.state != RefundState::NeedsAttention {
+            return Err(LedgerError::NotAllowed {
+                id: refund_id,
+                state: current.state.to_string(),
+                what: "only a NEEDS_ATTENTION refund can be resolved".into(),
+            });
+        }
+        if !matches!(to, RefundState::Succeeded | RefundState::Failed) {
+            return Err(LedgerError::NotAllowed {
+                id: refund_id,
+                state: current.state.to_string(),
+                what: format!("it can be resolved as SUCCEEDED or FAILED, not {to}"),
+            });
+        }
+        sp.execute(
+            "UPDATE refunds SET state = ?1, next_action_ms = NULL, updated_ms = ?2 WHERE id = ?3",
+            params![to.as_str(), now_ms, refund_id],
+        )?;
+        sp.execute(
+            "UPDATE attempts SET status = 'DONE' WHERE id = ?1",
+            params![current.attempt_id],
+        )?;
+        insert_transition(
+            &sp,
+            refund_id,
+            now_ms,
+            Some(current.state),
+            to,
+            cause,
+            None,
+            Some(current.attempt_id),
+        )?;
+        let refund = get(&sp, refund_id)?;
+        sp.commit()?;
+        Ok(refund)
+    }
+
+    /// Records that the terminal acknowledged the refund in `state`; ignored if the
+    /// refund has moved on meanwhile.
+    pub fn mark_delivered(
+        &mut self,
+        refund_id: i64,
+        state: RefundState,
+        now_ms: i64,
+    ) -> Result<bool, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let changed = sp.execute(
+            "UPDATE refunds SET delivered_state = ?1, delivered_ms = ?2 WHERE id = ?3 AND state = ?1",
+            params![state.as_str(), now_ms, refund_id],
+        )?;
+        sp.commit()?;
+        Ok(changed == 1)
+    }
+
+    /// Makes every QUEUED refund due now: the cloud is back.
+    pub fn requeue_now(&mut self, now_ms: i64) -> Result<usize, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let n = sp.execute(
+            "UPDATE refunds SET next_action_ms = ?1 WHERE state = 'QUEUED' AND next_action_ms > ?1",
+            params![now_ms],
+        )?;
+        sp.commit()?;
+        Ok(n)
+    }
+
+    /// One refund by its number.
+    pub fn get(&self, id: i64) -> Result<RefundRecord, LedgerError> {
+        get(&self.conn, id)
+    }
+
+    /// A terminal's refund by the terminal's id for it.
+    pub fn find(
+        &self,
+        terminal_id: &str,
+        original_merchant_refund_id: &str,
+    ) -> Result<Option<RefundRecord>, LedgerError> {
+        find_terminal_refund(&self.conn, terminal_id, original_merchant_refund_id)
+    }
+
+    /// The refund whose attempt has this `refundRequestId`.
+    pub fn find_by_request_id(
+        &self,
+        refund_request_id: &str,
+    ) -> Result<Option<RefundRecord>, LedgerError> {
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT refund_id FROM attempts WHERE refund_request_id = ?1",
+                params![refund_request_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        id.map(|id| get(&self.conn, id)).transpose()
+    }
+
+    /// A refund named by a person: its ledger number, the terminal's id for it, a
+    /// `refundRequestId` or the provider's refund id.
+    pub fn lookup(&self, text: &str) -> Result<RefundRecord, LedgerError> {
+        if let Ok(id) = text.parse::<i64>()
+            && let Ok(refund) = get(&self.conn, id)
+        {
+            return Ok(refund);
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT r.id FROM refunds r LEFT JOIN attempts a ON a.refund_id = r.id \
+             WHERE r.original_merchant_refund_id = ?1 OR r.provider_refund_id = ?1 \
+             OR a.refund_request_id = ?1 ORDER BY r.id",
+        )?;
+        let ids: Vec<i64> = stmt
+            .query_map(params![text], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        match ids.as_slice() {
+            [] => Err(LedgerError::NotFound(text.to_owned())),
+            [id] => get(&self.conn, *id),
+            many => Err(LedgerError::Ambiguous(
+                text.to_owned(),
+                many.iter()
+                    .map(|id| format!("#{id}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    /// Refunds the bridge must act on by `now_ms`, oldest first, skipping any whose
+    /// payment has an earlier refund still open (one refund per payment at a time,
+    /// in the order they were accepted).
+    pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<RefundRecord>, LedgerError> {
+        let sql = format!(
+            "{SELECT_REFUND} WHERE r.next_action_ms <= ?1 \
+             AND r.state IN ('ACCEPTED', 'QUEUED', 'PROCESSING') \
+             AND NOT EXISTS (SELECT 1 FROM refunds e WHERE e.payment_id = r.payment_id \
+                             AND e.id < r.id AND e.state IN {OPEN_STATES}) \
+             ORDER BY r.next_action_ms, r.id LIMIT ?2"
+        );
+        collect(&self.conn, &sql, params![now_ms, limit as i64])
+    }
+
+    /// When the next refund falls due, if any is waiting.
+    pub fn next_due_ms(&self) -> Result<Option<i64>, LedgerError> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(next_action_ms) FROM refunds \
+             WHERE state IN ('ACCEPTED', 'QUEUED', 'PROCESSING')",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// A terminal's refunds whose final state it has not acknowledged, oldest first.
+    pub fn undelivered_finals(
+        &self,
+        terminal_id: &str,
+        limit: usize,
+    ) -> Result<Vec<RefundRecord>, LedgerError> {
+        let sql = format!(
+            "{SELECT_REFUND} WHERE r.terminal_id = ?1 \
+             AND r.state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION') \
+             AND (r.delivered_state IS NULL OR r.delivered_state != r.state) \
+             ORDER BY r.id LIMIT ?2"
+        );
+        collect(&self.conn, &sql, params![terminal_id, limit as i64])
+    }
+
+    /// Every refund not yet settled (NEEDS_ATTENTION included), oldest first.
+    pub fn unfinished(&self) -> Result<Vec<RefundRecord>, LedgerError> {
+        collect(
+            &self.conn,
+            &format!("{SELECT_REFUND} WHERE r.state IN {OPEN_STATES} ORDER BY r.id"),
+            [],
+        )
+    }
+
+    /// Refunds whose current attempt may have been sent with no outcome recorded.
+    pub fn in_doubt(&self) -> Result<Vec<RefundRecord>, LedgerError> {
+        collect(
+            &self.conn,
+            &format!(
+                "{SELECT_REFUND} WHERE a.status = 'SENDING' \
+                 AND r.state IN ('ACCEPTED', 'QUEUED') ORDER BY r.id"
+            ),
+            [],
+        )
+    }
+
+    /// How many refunds stand where.
+    pub fn counts(&self) -> Result<Counts, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, COUNT(*) FROM refunds GROUP BY state")?;
+        let rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let by_state: Vec<(String, u64)> = RefundState::ALL
+            .iter()
+            .map(|s| {
+                let n = rows
+                    .iter()
+                    .find(|(name, _)| name == s.as_str())
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0);
+                (s.as_str().to_owned(), n.max(0) as u64)
+            })
+            .collect();
+        let (unfinished, oldest): (i64, Option<i64>) = self.conn.query_row(
+            "SELECT COUNT(*), MIN(created_ms) FROM refunds \
+             WHERE state IN ('ACCEPTED', 'QUEUED', 'PROCESSING')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(Counts {
+            by_state,
+            unfinished: unfinished.max(0) as u64,
+            oldest_unfinished_ms: oldest,
+        })
+    }
+
+    /// A refund's whole story.
+    pub fn history(&self, id: i64) -> Result<History, LedgerError> {
+        let refund = get(&self.conn, id)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, refund_request_id, status, sends, created_ms, last_sent_ms, last_outcome \
+             FROM attempts WHERE refund_id = ?1 ORDER BY id",
+        )?;
+        let attempts = stmt
+            .query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|(aid, rrid, status, sends, created, last_sent, outcome)| {
+                Ok(AttemptRecord {
+                    id: aid,
+                    refund_request_id: rrid,
+                    status: AttemptStatus::parse(&status)
+                        .ok_or_else(|| corrupt(id, format!("attempt status {status:?}")))?,
+                    sends: sends.clamp(0, i64::from(u32::MAX)) as u32,
+                    created_ms: created,
+                    last_sent_ms: last_sent,
+                    last_outcome: outcome,
+                })
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT at_ms, from_state, to_state, cause, result_code, attempt_id \
+             FROM transitions WHERE refund_id = ?1 ORDER BY id",
+        )?;
+        let transitions = stmt
+            .query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .map(|(at, from, to, cause, code, attempt)| {
+                Ok(TransitionRecord {
+                    at_ms: at,
+                    from_state: match from {
+                        None => None,
+                        Some(s) => Some(
+                            parse_state(&s).ok_or_else(|| corrupt(id, format!("state {s:?}")))?,
+                        ),
+                    },
+                    to_state: parse_state(&to)
+                        .ok_or_else(|| corrupt(id, format!("state {to:?}")))?,
+                    cause,
+                    result_code: code,
+                    attempt_id: attempt,
+                })
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        Ok(History {
+            refund,
+            attempts,
+            transitions,
+        })
+    }
+
+    /// Visits every refund accepted at or after `since_ms`, oldest first.
+    pub fn export(
+        &self,
+        since_ms: i64,
+        mut visit: impl FnMut(&RefundRecord),
+    ) -> Result<u64, LedgerError> {
+        let sql = format!("{SELECT_REFUND} WHERE r.created_ms >= ?1 ORDER BY r.id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params![since_ms])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            visit(&refund_from_row(row)?);
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn corrupt(id: i64, what: String) -> LedgerError {
+    LedgerError::Corrupt { id, what }
+}
+
+fn insert_attempt(
+    conn: &Connection,
+    refund_id: i64,
+    refund_request_id: &str,
+    now_ms: i64,
+) -> Result<i64, LedgerError> {
+    conn.execute(
+        "INSERT INTO attempts (refund_id, refund_request_id, status, created_ms) \
+         VALUES (?1, ?2, 'NEW', ?3)",
+        params![refund_id, refund_request_id, now_ms],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_transition(
+    conn: &Connection,
+    refund_id: i64,
+    at_ms: i64,
+    from: Option<RefundState>,
+    to: RefundState,
+    cause: &str,
+    result_code: Option<&str>,
+    attempt_id: Option<i64>,
+) -> Result<(), LedgerError> {
+    conn.execute(
+        "INSERT INTO transitions (refund_id, at_ms, from_state, to_state, cause, result_code, attempt_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            refund_id,
+            at_ms,
+            from.map(RefundState::as_str),
+            to.as_str(),
+            cause,
+            result_code,
+            attempt_id
+        ],
+    )?;
+    Ok(())
+}
+
+fn get(conn: &Connection, id: i64) -> Result<RefundRecord, LedgerError> {
+    let sql = format!("{SELECT_REFUND} WHERE r.id = ?1");
+    collect(conn, &sql, params![id])?
+        .pop()
+        .ok_or_else(|| LedgerError::NotFound(format!("#{id}")))
+}
+
+fn find_terminal_refund(
+    conn: &Connection,
+    terminal_id: &str,
+    original_merchant_refund_id: &str,
+) -> Result<Option<RefundRecord>, LedgerError> {
+    let sql =
+        format!("{SELECT_REFUND} WHERE r.terminal_id = ?1 AND r.original_merchant_refund_id = ?2");
+    Ok(collect(
+        conn,
+        &sql,
+        params![terminal_id, original_merchant_refund_id],
+    )?
+    .pop())
+}
+
+fn collect(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RefundRecord>, LedgerError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(refund_from_row(row)?);
+    }
+    Ok(out)
+}
+
+fn amount(
+    id: i64,
+    value: Option<i64>,
+    currency: Option<String>,
+) -> Result<Option<Amount>, LedgerError> {
+    match (value, currency) {
+        (Some(value), Some(code)) => Currency::parse(&code)
+            .map(|c| Some(Amount::new(value, c)))
+            .map_err(|e| corrupt(id, e.to_string())),
+        (None, None) => Ok(None),
+        _ => Err(corrupt(id, "amount without currency".into())),
+    }
+}
+
+fn refund_from_row(row: &Row) -> Result<RefundRecord, LedgerError> {
+    let id: i64 = row.get(0)?;
+    let state: String = row.get(8)?;
+    let attempt_status: String = row.get(11)?;
+    let delivered: Option<String> = row.get(22)?;
+    let tries: i64 = row.get(21)?;
+    Ok(RefundRecord {
+        id,
+        terminal_id: row.get(1)?,
+        original_merchant_refund_id: row.get(2)?,
+        payment_id: row.get(3)?,
+        amount: amount(id, row.get(4)?, row.get(5)?)?,
+        memo: row.get(6)?,
+        provider: row.get(7)?,
+        state: parse_state(&state).ok_or_else(|| corrupt(id, format!("state {state:?}")))?,
+        attempt_id: row.get(9)?,
+        refund_request_id: row.get(10)?,
+        attempt_status: AttemptStatus::parse(&attempt_status)
+            .ok_or_else(|| corrupt(id, format!("attempt status {attempt_status:?}")))?,
+        provider_refund_id: row.get(12)?,
+        refund_time: row.get(13)?,
+        refunded: amount(id, row.get(14)?, row.get(15)?)?,
+        result_code: row.get(16)?,
+        result_message: row.get(17)?,
+        created_ms: row.get(18)?,
+        updated_ms: row.get(19)?,
+        next_action_ms: row.get(20)?,
+        tries: tries.clamp(0, i64::from(u32::MAX)) as u32,
+        delivered_state: match delivered {
+            None => None,
+            Some(s) => {
+                Some(parse_state(&s).ok_or_else(|| corrupt(id, format!("delivered state {s:?}")))?)
+            }
+        },
+    })
+}

@@ -1,0 +1,363 @@
+//! The ledger's operations, one by one, on real files.
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::message::RefundState;
+use crate::money::{Amount, Currency};
+
+fn usd(value: i64) -> Amount {
+    Amount::new(value, Currency::parse("USD").unwrap())
+}
+
+fn new_refund(id: &str, payment: &str, value: i64) -> NewRefund {
+    NewRefund {
+        terminal_id: "T1".into(),
+        original_merchant_refund_id: id.into(),
+        payment_id: payment.into(),
+        amount: Some(usd(value)),
+        memo: None,
+    }
+}
+
+fn policy(rrid: &str) -> AcceptPolicy {
+    AcceptPolicy {
+        provider: "antom".into(),
+        queued: false,
+        refund_request_id: rrid.into(),
+        daily_limit: None,
+    }
+}
+
+fn open() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+    (dir, ledger)
+}
+
+fn recorded(a: Acceptance) -> RefundRecord {
+    match a {
+        Acceptance::Recorded { refund, .. } => refund,
+        other => panic!("not recorded: {other:?}"),
+    }
+}
+
+#[test]
+fn file_is_private_and_schema_versioned() {
+    let (dir, ledger) = open();
+    let file = dir.path().join("state/ledger.sqlite");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(dir.path().join("state"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+    drop(ledger);
+    // Reopening migrates nothing and keeps the data.
+    let again = Ledger::open(&file).unwrap();
+    let version: i64 = again
+        .conn_for_tests()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    again
+        .conn_for_tests()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(again);
+    let err = Ledger::open(&file).unwrap_err();
+    assert!(matches!(err, LedgerError::NewerSchema { .. }), "{err}");
+}
+
+#[test]
+fn accept_records_once_and_spots_duplicates_and_mismatches() {
+    let (_dir, mut ledger) = open();
+    let r = recorded(
+        ledger
+            .accept(&new_refund("R1", "P1", 500), &policy("Q1"), 1000)
+            .unwrap(),
+    );
+    assert_eq!(r.state, RefundState::Accepted);
+    assert_eq!(r.refund_request_id, "Q1");
+    assert_eq!(r.attempt_status, AttemptStatus::New);
+    assert_eq!(r.next_action_ms, Some(1000));
+    match ledger
+        .accept(&new_refund("R1", "P1", 500), &policy("Q2"), 2000)
+        .unwrap()
+    {
+        Acceptance::Duplicate(d) => assert_eq!(d.id, r.id),
+        other => panic!("{other:?}"),
+    }
+    match ledger
+        .accept(&new_refund("R1", "P1", 501), &policy("Q3"), 2000)
+        .unwrap()
+    {
+        Acceptance::Mismatch(m) => assert_eq!(m.refund_request_id, "Q1"),
+        other => panic!("{other:?}"),
+    }
+    // The same id from another terminal is another refund.
+    let mut other = new_refund("R1", "P1", 500);
+    other.terminal_id = "T2".into();
+    let mut queued = policy("Q4");
+    queued.queued = true;
+    let r2 = recorded(ledger.accept(&other, &queued, 3000).unwrap());
+    assert_eq!(r2.state, RefundState::Queued);
+    let history = ledger.history(r.id).unwrap();
+    assert_eq!(history.transitions.len(), 1);
+    assert_eq!(history.transitions[0].to_state, RefundState::Accepted);
+}
+
+#[test]
+fn daily_limit_counts_everything_but_failures() {
+    let (_dir, mut ledger) = open();
+    let mut p = policy("A");
+    p.daily_limit = Some(DailyLimit {
+        max: usd(1000),
+        since_ms: 100,
+    });
+    recorded(
+        ledger
+            .accept(&new_refund("R1", "P1", 600), &p, 200)
+            .unwrap(),
+    );
+    p.refund_request_id = "B".into();
+    match ledger
+        .accept(&new_refund("R2", "P2", 401), &p, 300)
+        .unwrap()
+    {
+        Acceptance::OverDailyLimit { used, .. } => assert_eq!(used, 600),
+        other => panic!("{other:?}"),
+    }
+    recorded(
+        ledger
+            .accept(&new_refund("R2", "P2", 400), &p, 300)
+            .unwrap(),
+    );
+    // Yesterday's refunds do not count.
+    p.refund_request_id = "C".into();
+    p.daily_limit = Some(DailyLimit {
+        max: usd(1000),
+        since_ms: 1000,
+    });
+    recorded(
+        ledger
+            .accept(&new_refund("R3", "P3", 1000), &p, 1100)
+            .unwrap(),
+    );
+}
+
+#[test]
+fn due_keeps_one_refund_per_payment_in_order() {
+    let (_dir, mut ledger) = open();
+    let a = recorded(
+        ledger
+            .accept(&new_refund("R1", "P1", 1), &policy("A"), 10)
+            .unwrap(),
+    );
+    let b = match ledger
+        .accept(&new_refund("R2", "P1", 2), &policy("B"), 11)
+        .unwrap()
+    {
+        Acceptance::Recorded {
+            refund,
+            waits_for_earlier,
+        } => {
+            assert!(waits_for_earlier);
+            refund
+        }
+        other => panic!("{other:?}"),
+    };
+    let c = recorded(
+        ledger
+            .accept(&new_refund("R3", "P2", 3), &policy("C"), 12)
+            .unwrap(),
+    );
+    let due: Vec<i64> = ledger.due(100, 10).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(due, vec![a.id, c.id], "R2 waits for R1 of the same payment");
+    // R1 in progress at the provider still holds R2 back.
+    let change = Change {
+        state: Some(RefundState::Processing),
+        attempt: Some(AttemptStatus::Processing),
+        next_action_ms: Some(Some(500)),
+        cause: "provider: in progress".into(),
+        ..Change::default()
+    };
+    ledger.apply(a.id, a.attempt_id, &change, 20).unwrap();
+    let due: Vec<i64> = ledger.due(100, 10).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(due, vec![c.id]);
+    let done = Change {
+        state: Some(RefundState::Succeeded),
+        attempt: Some(AttemptStatus::Done),
+        next_action_ms: Some(None),
+        provider_refund_id: Some("X1".into()),
+        cause: "provider: succeeded".into(),
+        ..Change::default()
+    };
+    ledger.apply(a.id, a.attempt_id, &done, 30).unwrap();
+    let due: Vec<i64> = ledger.due(100, 10).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(due, vec![b.id, c.id]);
+    assert_eq!(ledger.next_due_ms().unwrap(), Some(11));
+}
+
+#[test]
+fn sending_is_remembered_for_after_a_crash() {
+    let (dir, mut ledger) = open();
+    let r = recorded(
+        ledger
+            .accept(&new_refund("R1", "P1", 1), &policy("A"), 10)
+            .unwrap(),
+    );
+    ledger.begin_send(r.id, r.attempt_id, 20).unwrap();
+    drop(ledger);
+    let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
+    let doubt = ledger.in_doubt().unwrap();
+    assert_eq!(doubt.len(), 1);
+    assert_eq!(doubt[0].attempt_status, AttemptStatus::Sending);
+    let history = ledger.history(r.id).unwrap();
+    assert_eq!(history.attempts[0].sends, 1);
+}
+
+#[test]
+fn operator_changes_are_guarded() {
+    let (_dir, mut ledger) = open();
+    let r = recorded(
+        ledger
+            .accept(&new_refund("R1", "P1", 1), &policy("A"), 10)
+            .unwrap(),
+    );
+    assert!(matches!(
+        ledger.resolve(r.id, RefundState::Succeeded, "operator", 20),
+        Err(LedgerError::NotAllowed { .. })
+    ));
+    assert!(matches!(
+        ledger.new_attempt(r.id, "B", RefundState::Accepted, "operator retry", 20),
+        Err(LedgerError::NotAllowed { .. })
+    ));
+    let unknown = Change {
+        state: Some(RefundState::NeedsAttention),
+        attempt: Some(AttemptStatus::Done),
+        next_action_ms: Some(None),
+        cause: "outcome unknown".into(),
+        ..Change::default()
+    };
+    ledger.apply(r.id, r.attempt_id, &unknown, 30).unwrap();
+    assert!(matches!(
+        ledger.resolve(r.id, RefundState::Queued, "operator", 40),
+        Err(LedgerError::NotAllowed { .. })
+    ));
+    let resolved = ledger
+        .resolve(r.id, RefundState::Failed, "operator: not refunded", 40)
+        .unwrap();
+    assert_eq!(resolved.state, RefundState::Failed);
+    let retried = ledger
+        .new_attempt(r.id, "B", RefundState::Accepted, "operator retry", 50)
+        .unwrap();
+    assert_eq!(retried.refund_request_id, "B");
+    assert_eq!(retried.state, RefundState::Accepted);
+    assert_eq!(retried.next_action_ms, Some(50));
+    let history = ledger.history(r.id).unwrap();
+    assert_eq!(history.attempts.len(), 2);
+    assert_eq!(history.transitions.len(), 4);
+    // An outcome for the old attempt can no longer change anything.
+    assert!(ledger.apply(r.id, r.attempt_id, &unknown, 60).is_err());
+}
+
+#[test]
+fn delivery_of_final_states_is_tracked() {
+    let (_dir, mut ledger) = open();
+    let r = recorded(
+        ledger
+            .accept(&new_refund("R1", "P1", 1), &policy("A"), 10)
+            .unwrap(),
+    );
+    assert!(ledger.undelivered_finals("T1", 10).unwrap().is_empty());
+    let done = Change {
+        state: Some(RefundState::Succeeded),
+        attempt: Some(AttemptStatus::Done),
+        next_action_ms: Some(None),
+        cause: "provider: succeeded".into(),
+        ..Change::default()
+    };
+    ledger.apply(r.id, r.attempt_id, &done, 20).unwrap();
+    assert_eq!(ledger.undelivered_finals("T1", 10).unwrap().len(), 1);
+    assert!(
+        !ledger
+            .mark_delivered(r.id, RefundState::Accepted, 30)
+            .unwrap()
+    );
+    assert!(
+        ledger
+            .mark_delivered(r.id, RefundState::Succeeded, 30)
+            .unwrap()
+    );
+    assert!(ledger.undelivered_finals("T1", 10).unwrap().is_empty());
+}
+
+#[test]
+fn people_find_refunds_by_any_of_their_ids() {
+    let (_dir, mut ledger) = open();
+    let r = recorded(
+        ledger
+            .accept(&new_refund("R1", "P1", 1), &policy("RRID-1"), 10)
+            .unwrap(),
+    );
+    assert_eq!(ledger.lookup(&r.id.to_string()).unwrap().id, r.id);
+    assert_eq!(ledger.lookup("R1").unwrap().id, r.id);
+    assert_eq!(ledger.lookup("RRID-1").unwrap().id, r.id);
+    assert_eq!(
+        ledger.find_by_request_id("RRID-1").unwrap().map(|r| r.id),
+        Some(r.id)
+    );
+    assert!(matches!(
+        ledger.lookup("nope"),
+        Err(LedgerError::NotFound(_))
+    ));
+    let mut other = new_refund("R1", "P9", 1);
+    other.terminal_id = "T2".into();
+    recorded(ledger.accept(&other, &policy("RRID-2"), 10).unwrap());
+    assert!(matches!(
+        ledger.lookup("R1"),
+        Err(LedgerError::Ambiguous(..))
+    ));
+    let mut seen = Vec::new();
+    assert_eq!(ledger.export(0, |r| seen.push(r.id)).unwrap(), 2);
+    let counts = ledger.counts().unwrap();
+    assert_eq!(counts.unfinished, 2);
+    assert_eq!(counts.oldest_unfinished_ms, Some(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handle_commits_concurrent_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let handle = LedgerHandle::spawn(Ledger::open(&path).unwrap()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let handle = handle.clone();
+        tasks.push(tokio::spawn(async move {
+            handle
+                .call(move |l| {
+                    l.accept(
+                        &new_refund(&format!("R{i}"), &format!("P{i}"), 1),
+                        &policy(&format!("Q{i}")),
+                        i,
+                    )
+                })
+                .await
+        }));
+    }
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap().unwrap(),
+            Acceptance::Recorded { .. }
+        ));
+    }
+    // A failing call does not spoil the others in its batch.
+    let bad = handle.call(|l| l.get(999_999)).await;
+    assert!(matches!(bad, Err(LedgerError::NotFound(_))));
+    drop(handle);
+    let ledger = Ledger::open(&path).unwrap();
+    assert_eq!(ledger.counts().unwrap().unfinished, 200);
+}
