@@ -14,9 +14,12 @@
 //! - [`provider`]: the payment providers' cloud refund APIs (Antom, OTT Pay,
 //!   PaymentOptions) behind one trait, and how each outcome is classified.
 //! - [`ledger`]: the SQLite ledger, the single source of truth for refunds.
+//! - [`bridge`]: the refund life cycle: sessions, the scheduler, store-and-forward,
+//!   display texts and limits.
 //! - [`sim`]: the terminal emulator and the virtual-serial loopback field techs use.
 //! - [`cli`]: the `posbridge` command line.
 
+pub mod bridge;
 pub mod cli;
 pub mod ledger;
 pub mod link;

@@ -249,6 +249,15 @@ impl Ledger {
     ) -> Result<RefundRecord, LedgerError> {
         let sp = self.conn.savepoint()?;
         let current = get(&sp, refund_id)?;
+        if current.state.is_final() {
+            // Settled (by the provider, a notification or a person): a late outcome of
+            // the same attempt changes nothing.
+            return Err(LedgerError::NotAllowed {
+                id: refund_id,
+                state: current.state.to_string(),
+                what: "the refund is settled already".into(),
+            });
+        }
         if current.attempt_id != attempt_id {
             return Err(LedgerError::NotAllowed {
                 id: refund_id,

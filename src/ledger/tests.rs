@@ -262,6 +262,18 @@ fn operator_changes_are_guarded() {
     assert_eq!(history.transitions.len(), 4);
     // An outcome for the old attempt can no longer change anything.
     assert!(ledger.apply(r.id, r.attempt_id, &unknown, 60).is_err());
+    let done = Change {
+        state: Some(RefundState::Succeeded),
+        attempt: Some(AttemptStatus::Done),
+        cause: "provider".into(),
+        ..Change::default()
+    };
+    ledger.apply(r.id, retried.attempt_id, &done, 70).unwrap();
+    // Nor can a late outcome of the current one once the refund is settled.
+    assert!(matches!(
+        ledger.apply(r.id, retried.attempt_id, &unknown, 80),
+        Err(LedgerError::NotAllowed { .. })
+    ));
 }
 
 #[test]

@@ -1,0 +1,375 @@
+//! The bridge: turns a terminal's REFUND into exactly one refund at the provider,
+//! whatever fails in between, and tells the cashier.
+//!
+//! - [`session`]: one task per terminal line: HELLO/WELCOME, REFUND recorded in the
+//!   ledger before its ACK goes, INQUIRY and STATUS answered from the ledger.
+//! - [`worker`]: the scheduler that sends due refunds (one per payment at a time, in
+//!   the order they came), polls refunds in progress, and drains the queue when the
+//!   cloud comes back.
+//! - [`policy`]: what each provider outcome does to a refund.
+//! - [`texts`]: what the cashier reads.
+//! - [`limits`]: safety limits.
+//!
+//! Every state change is first recorded in the ledger, then relayed to the terminal as
+//! REFUND_UPDATE + DISPLAY. Final states are delivered again after every reconnect
+//! until the terminal acknowledges them.
+
+pub mod limits;
+pub mod policy;
+mod session;
+pub mod texts;
+mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::ledger::{LedgerHandle, RefundRecord};
+use crate::link::{Connector, Tracer};
+use crate::message::{DisplaySize, Message};
+use crate::provider::Provider;
+use crate::provider::antom::notify::NotifyDelivery;
+
+use limits::Limits;
+use policy::{ProviderTraits, RetrySettings};
+use texts::{Catalogue, MessageOverrides};
+
+/// The bridge's behaviour settings from the configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeSettings {
+    /// Retry and poll timing.
+    pub retry: RetrySettings,
+    /// Safety limits.
+    pub limits: Limits,
+    /// Display text overrides.
+    pub messages: MessageOverrides,
+}
+
+impl BridgeSettings {
+    /// Checks every part.
+    pub fn validate(&self) -> Result<(), String> {
+        self.retry.validate().map_err(|e| format!("retry: {e}"))?;
+        self.limits.validate()?;
+        self.messages.validate()
+    }
+}
+
+/// Whether the provider's cloud can be used right now, and when it last answered.
+#[derive(Debug)]
+struct CloudStatus {
+    online: AtomicBool,
+    last_contact_ms: AtomicI64,
+}
+
+impl CloudStatus {
+    /// Takes in what an outcome says; returns true when the cloud just came back.
+    fn observe(&self, reachable: Option<bool>, now_ms: i64) -> bool {
+        match reachable {
+            Some(true) => {
+                self.last_contact_ms.store(now_ms, Ordering::Relaxed);
+                !self.online.swap(true, Ordering::Relaxed)
+            }
+            Some(false) => {
+                if self.online.swap(false, Ordering::Relaxed) {
+                    tracing::warn!("the provider's cloud cannot be used; new refunds are queued");
+                }
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// What goes to a terminal, in order, for the session it was meant for: anything
+/// left over when that session ends is dropped (final states are offered again from
+/// the ledger in the next one).
+#[derive(Debug)]
+struct Outgoing {
+    session: u64,
+    what: Out,
+}
+
+#[derive(Debug)]
+enum Out {
+    /// A message, best effort (WELCOME, ERROR, STATUS_REPORT, DISPLAY...).
+    Message(Message),
+    /// A refund's state, with the DISPLAY that goes with it; final states are marked
+    /// delivered in the ledger once acknowledged.
+    Update(Box<RefundRecord>, Message),
+}
+
+/// A terminal's session as the rest of the bridge sees it.
+struct SessionEntry {
+    session: u64,
+    out: mpsc::UnboundedSender<Outgoing>,
+    display: DisplaySize,
+    /// Refunds whose final state is on its way, so sweeps do not send it twice.
+    pending_finals: Arc<Mutex<HashSet<i64>>>,
+}
+
+/// Latencies in microseconds, in buckets of about 2 % width: enough for percentiles
+/// without keeping every sample.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+const HISTOGRAM_BUCKETS: usize = 1200;
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram {
+            buckets: (0..HISTOGRAM_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    fn bucket(us: u64) -> usize {
+        // Linear to 100 µs, then 50 buckets per decade.
+        if us < 100 {
+            return us as usize;
+        }
+        let decades = (us as f64).log10() - 2.0;
+        (100.0 + decades * 50.0) as usize
+    }
+
+    fn bucket_floor(index: usize) -> u64 {
+        if index < 100 {
+            return index as u64;
+        }
+        10f64.powf(2.0 + (index - 100) as f64 / 50.0) as u64
+    }
+
+    /// Adds one observation.
+    pub fn record(&self, elapsed: Duration) {
+        let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
+        let index = Histogram::bucket(us).min(HISTOGRAM_BUCKETS - 1);
+        if let Some(bucket) = self.buckets.get(index) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The `q` quantile (0..=1), as the lower bound of its bucket.
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * q.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            seen += bucket.load(Ordering::Relaxed);
+            if seen >= rank {
+                return Some(Duration::from_micros(Histogram::bucket_floor(i)));
+            }
+        }
+        None
+    }
+
+    /// Counts at or below each of `bounds` (cumulative), for Prometheus.
+    pub fn cumulative(&self, bounds: &[Duration]) -> Vec<u64> {
+        bounds
+            .iter()
+            .map(|b| {
+                let top = Histogram::bucket(b.as_micros() as u64).min(HISTOGRAM_BUCKETS - 1);
+                self.buckets
+                    .iter()
+                    .take(top)
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// The sum of all observations.
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_us.load(Ordering::Relaxed))
+    }
+}
+
+/// Counters the bridge keeps for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    /// From a REFUND frame's arrival to its request leaving for the provider.
+    pub own_latency: Histogram,
+    /// Provider call durations.
+    pub cloud_latency: Histogram,
+    /// Refunds recorded.
+    pub accepted: AtomicU64,
+    /// REFUNDs refused (invalid, duplicate mismatch, limits).
+    pub refused: AtomicU64,
+}
+
+struct Inner {
+    ledger: LedgerHandle,
+    provider: Arc<dyn Provider>,
+    traits: ProviderTraits,
+    settings: BridgeSettings,
+    catalogue: Catalogue,
+    cloud: CloudStatus,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+    next_session: AtomicU64,
+    wake: Notify,
+    stop: CancellationToken,
+    /// When each recorded-but-unsent refund's REFUND frame arrived.
+    arrivals: Mutex<HashMap<i64, Instant>>,
+    stats: BridgeStats,
+    stats_in_flight: AtomicUsize,
+}
+
+/// The running bridge. Cheap to clone.
+#[derive(Clone)]
+pub struct Bridge {
+    inner: Arc<Inner>,
+}
+
+/// A snapshot for STATUS_REPORT, WELCOME and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BridgeStatus {
+    /// Whether the cloud can be used.
+    pub online: bool,
+    /// When it last answered (ms since the epoch).
+    pub last_contact_ms: Option<i64>,
+    /// Terminals with a session now.
+    pub terminals: Vec<String>,
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl Bridge {
+    /// Starts the bridge's scheduler; terminals are attached with [`Bridge::serve`].
+    pub fn start(
+        ledger: LedgerHandle,
+        provider: Arc<dyn Provider>,
+        settings: BridgeSettings,
+    ) -> Bridge {
+        let traits = ProviderTraits {
+            idempotent: provider.is_idempotent(),
+            supports_inquiry: provider.supports_inquiry(),
+        };
+        let catalogue = Catalogue::new(settings.messages.clone());
+        let bridge = Bridge {
+            inner: Arc::new(Inner {
+                ledger,
+                provider,
+                traits,
+                settings,
+                catalogue,
+                cloud: CloudStatus {
+                    online: AtomicBool::new(true),
+                    last_contact_ms: AtomicI64::new(0),
+                },
+                sessions: Mutex::new(HashMap::new()),
+                next_session: AtomicU64::new(1),
+                wake: Notify::new(),
+                stop: CancellationToken::new(),
+                arrivals: Mutex::new(HashMap::new()),
+                stats: BridgeStats::default(),
+                stats_in_flight: AtomicUsize::new(0),
+            }),
+        };
+        tokio::spawn(worker::run(bridge.clone()));
+        tokio::spawn(session::sweep(bridge.clone()));
+        bridge
+    }
+
+    /// Serves one terminal line (reopened by `connector` after every unplug) until
+    /// the bridge stops.
+    pub fn serve(
+        &self,
+        connector: impl Connector,
+        baud: Option<u32>,
+        tracer: Option<Tracer>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(session::serve(self.clone(), connector, baud, tracer))
+    }
+
+    /// Settles refunds from verified notifyRefund messages until the channel closes.
+    pub fn consume_notifications(
+        &self,
+        mut deliveries: mpsc::Receiver<NotifyDelivery>,
+    ) -> tokio::task::JoinHandle<()> {
+        let bridge = self.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = deliveries.recv().await {
+                worker::notification(&bridge, delivery).await;
+            }
+        })
+    }
+
+    /// Stops sending new requests and waits up to `grace` for calls in flight; what
+    /// is still in flight after that is resumed from the ledger at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.stop.cancel();
+        let deadline = Instant::now() + grace;
+        while worker::in_flight(self) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The cloud's state and the connected terminals.
+    pub fn status(&self) -> BridgeStatus {
+        let last = self.inner.cloud.last_contact_ms.load(Ordering::Relaxed);
+        BridgeStatus {
+            online: self.inner.cloud.online.load(Ordering::Relaxed),
+            last_contact_ms: (last > 0).then_some(last),
+            terminals: self
+                .inner
+                .sessions
+                .lock()
+                .map(|s| s.keys().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The bridge's counters.
+    pub fn stats(&self) -> &BridgeStats {
+        &self.inner.stats
+    }
+
+    /// The ledger the bridge writes.
+    pub fn ledger(&self) -> &LedgerHandle {
+        &self.inner.ledger
+    }
+
+    /// Sends a refund's new state to its terminal, if connected; a final state not
+    /// acknowledged now is delivered again after the next reconnect.
+    fn relay(&self, refund: &RefundRecord) {
+        let Ok(sessions) = self.inner.sessions.lock() else {
+            return;
+        };
+        let Some(entry) = sessions.get(&refund.terminal_id) else {
+            return;
+        };
+        if refund.state.is_final()
+            && let Ok(mut pending) = entry.pending_finals.lock()
+        {
+            pending.insert(refund.id);
+        }
+        let display = Message::Display(self.inner.catalogue.for_refund(refund, entry.display));
+        let _ = entry.out.send(Outgoing {
+            session: entry.session,
+            what: Out::Update(Box::new(refund.clone()), display),
+        });
+    }
+}

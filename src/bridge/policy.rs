@@ -1,0 +1,534 @@
+//! What each provider outcome does to a refund: the life cycle's rules, as pure
+//! functions of the outcome, the provider's guarantees and the refund's state.
+//!
+//! - success → SUCCEEDED; final failure → FAILED;
+//! - in progress → PROCESSING and inquiry polling (or NEEDS_ATTENTION where the
+//!   provider offers no inquiry);
+//! - retry with the same id (network down, 429, 5xx, U codes) → QUEUED, again later
+//!   with backoff, for as long as it takes;
+//! - outcome unknown → the same as retry where the provider is idempotent, else
+//!   NEEDS_ATTENTION: a second refund must never be risked;
+//! - "needs a new refundRequestId" → FAILED; an operator's retry makes the new id.
+
+use serde::Deserialize;
+
+use crate::ledger::{AttemptStatus, Change};
+use crate::message::RefundState;
+use crate::provider::Outcome;
+
+/// Result code recorded when an outcome cannot be known automatically.
+pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
+/// Result code recorded when a provider keeps a refund in progress and cannot be asked.
+pub const NO_INQUIRY: &str = "IN_PROGRESS_NO_INQUIRY";
+
+/// Retry and poll timing (`[retry]` in the configuration), in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrySettings {
+    /// First wait before sending again after a retryable outcome.
+    pub first_retry_ms: u64,
+    /// Longest wait between retries; the network's return is noticed within it.
+    pub max_retry_ms: u64,
+    /// First wait before asking about a refund in progress.
+    pub first_poll_ms: u64,
+    /// Longest wait between inquiries.
+    pub max_poll_ms: u64,
+    /// Refunds (of different payments) sent at the same time.
+    pub concurrency: usize,
+}
+
+impl Default for RetrySettings {
+    fn default() -> RetrySettings {
+        RetrySettings {
+            first_retry_ms: 1_000,
+            max_retry_ms: 60_000,
+            first_poll_ms: 2_000,
+            max_poll_ms: 60_000,
+            concurrency: 16,
+        }
+    }
+}
+
+impl RetrySettings {
+    /// Checks the settings make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.first_retry_ms == 0 || self.first_poll_ms == 0 {
+            return Err("first_retry_ms and first_poll_ms must be greater than 0".into());
+        }
+        if self.first_retry_ms > self.max_retry_ms {
+            return Err("first_retry_ms must not exceed max_retry_ms".into());
+        }
+        if self.first_poll_ms > self.max_poll_ms {
+            return Err("first_poll_ms must not exceed max_poll_ms".into());
+        }
+        if self.concurrency == 0 || self.concurrency > 256 {
+            return Err("concurrency must be from 1 to 256".into());
+        }
+        Ok(())
+    }
+}
+
+/// Exponential backoff with "equal jitter": the `tries`-th wait is between half and
+/// all of `first × 2^tries`, never more than `max`. `jitter` is a random number in
+/// 0..1, passed in so the function stays pure.
+pub fn backoff_ms(first: u64, max: u64, tries: u32, jitter: f64) -> u64 {
+    let full = first.saturating_mul(1u64 << tries.min(30)).min(max);
+    let half = full / 2;
+    half + ((full - half) as f64 * jitter.clamp(0.0, 1.0)) as u64
+}
+
+/// What the provider's guarantees are.
+#[derive(Clone, Copy, Debug)]
+pub struct ProviderTraits {
+    /// Sending the same refundRequestId twice refunds at most once.
+    pub idempotent: bool,
+    /// A refund in progress can be looked up.
+    pub supports_inquiry: bool,
+}
+
+/// A decision: the ledger change, and what the outcome says about the cloud.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    /// What to record.
+    pub change: Change,
+    /// `Some(true)` if the provider answered, `Some(false)` if it could not be used,
+    /// `None` if the outcome says nothing about it.
+    pub reachable: Option<bool>,
+}
+
+/// The inputs every decision needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The refund's state now.
+    pub state: RefundState,
+    /// Consecutive retries or polls so far.
+    pub tries: u32,
+    /// The current time (ms since the epoch).
+    pub now_ms: i64,
+    /// A random number in 0..1 for jitter.
+    pub jitter: f64,
+    /// Timing.
+    pub retry: &'a RetrySettings,
+    /// The provider's guarantees.
+    pub provider: ProviderTraits,
+}
+
+fn succeeded(outcome: &Outcome, cause: &str) -> Option<Change> {
+    let Outcome::Succeeded {
+        refund_id,
+        refund_time,
+        amount,
+    } = outcome
+    else {
+        return None;
+    };
+    Some(Change {
+        state: Some(RefundState::Succeeded),
+        attempt: Some(AttemptStatus::Done),
+        outcome: Some(outcome.to_string()),
+        next_action_ms: Some(None),
+        tries: Some(0),
+        provider_refund_id: (!refund_id.is_empty()).then(|| refund_id.clone()),
+        refund_time: Some(refund_time.to_string()),
+        refunded: *amount,
+        result: Some(("SUCCESS".into(), "Success.".into())),
+        cause: cause.into(),
+    })
+}
+
+fn failed(code: &str, message: &str, outcome: &Outcome, cause: &str) -> Change {
+    Change {
+        state: Some(RefundState::Failed),
+        attempt: Some(AttemptStatus::Done),
+        outcome: Some(outcome.to_string()),
+        next_action_ms: Some(None),
+        tries: Some(0),
+        result: Some((code.into(), message.into())),
+        cause: cause.into(),
+        ..Change::default()
+    }
+}
+
+fn needs_attention(code: &str, message: &str, outcome: Option<&Outcome>, cause: &str) -> Change {
+    Change {
+        state: Some(RefundState::NeedsAttention),
+        attempt: Some(AttemptStatus::Done),
+        outcome: outcome.map(ToString::to_string),
+        next_action_ms: Some(None),
+        result: Some((code.into(), message.into())),
+        cause: cause.into(),
+        ..Change::default()
+    }
+}
+
+/// The same request again later: QUEUED (a PROCESSING refund keeps polling instead).
+fn again_later(ctx: &Context, outcome: &Outcome, reason: &str) -> Change {
+    let wait = backoff_ms(
+        ctx.retry.first_retry_ms,
+        ctx.retry.max_retry_ms,
+        ctx.tries,
+        ctx.jitter,
+    );
+    Change {
+        state: Some(RefundState::Queued),
+        attempt: Some(AttemptStatus::Retry),
+        outcome: Some(outcome.to_string()),
+        next_action_ms: Some(Some(ctx.now_ms + wait as i64)),
+        tries: Some(ctx.tries + 1),
+        cause: format!("provider: {reason}; again in {}", human_ms(wait)),
+        ..Change::default()
+    }
+}
+
+fn human_ms(ms: u64) -> String {
+    if ms >= 1000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// After sending a refund.
+pub fn after_submit(outcome: &Outcome, ctx: &Context) -> Decision {
+    match outcome {
+        Outcome::Succeeded { .. } => Decision {
+            change: succeeded(outcome, "provider: refund succeeded").unwrap_or_default(),
+            reachable: Some(true),
+        },
+        Outcome::FailedFinal { code, message } => Decision {
+            change: failed(
+                code,
+                message,
+                outcome,
+                &format!("provider: refused ({code})"),
+            ),
+            // Refusals made locally, before anything was sent, prove nothing about the cloud.
+            reachable: (!code.starts_with("POSBRIDGE_")).then_some(true),
+        },
+        Outcome::NeedsNewRequestId { code, message } => Decision {
+            change: failed(
+                code,
+                message,
+                outcome,
+                &format!("provider: refused ({code}); a retry needs a new refundRequestId"),
+            ),
+            reachable: Some(true),
+        },
+        Outcome::InProgress { refund_id } if ctx.provider.supports_inquiry => Decision {
+            change: Change {
+                state: Some(RefundState::Processing),
+                attempt: Some(AttemptStatus::Processing),
+                outcome: Some(outcome.to_string()),
+                next_action_ms: Some(Some(ctx.now_ms + ctx.retry.first_poll_ms as i64)),
+                tries: Some(0),
+                provider_refund_id: refund_id.clone(),
+                cause: "provider: refund in progress; asking again later".into(),
+                ..Change::default()
+            },
+            reachable: Some(true),
+        },
+        Outcome::InProgress { refund_id } => Decision {
+            change: Change {
+                provider_refund_id: refund_id.clone(),
+                ..needs_attention(
+                    NO_INQUIRY,
+                    "The provider is still processing the refund and cannot be asked for its result; check it in the provider's portal",
+                    Some(outcome),
+                    "provider: refund in progress, and the provider has no inquiry",
+                )
+            },
+            reachable: Some(true),
+        },
+        Outcome::RetrySameRequest { reason } => Decision {
+            change: again_later(ctx, outcome, reason),
+            reachable: Some(false),
+        },
+        Outcome::OutcomeUnknown { reason } if ctx.provider.idempotent => Decision {
+            change: again_later(ctx, outcome, reason),
+            reachable: Some(false),
+        },
+        Outcome::OutcomeUnknown { reason } => Decision {
+            change: needs_attention(
+                OUTCOME_UNKNOWN,
+                "Sent, but no answer came back; check the provider's portal before refunding again",
+                Some(outcome),
+                &format!(
+                    "provider: outcome unknown ({reason}); the provider cannot be asked safely twice"
+                ),
+            ),
+            reachable: Some(false),
+        },
+    }
+}
+
+/// After asking about a refund in progress.
+pub fn after_poll(outcome: &Outcome, ctx: &Context) -> Decision {
+    let keep_polling = |cause: String, reachable: bool| {
+        let wait = backoff_ms(
+            ctx.retry.first_poll_ms,
+            ctx.retry.max_poll_ms,
+            ctx.tries,
+            ctx.jitter,
+        );
+        Decision {
+            change: Change {
+                outcome: Some(outcome.to_string()),
+                next_action_ms: Some(Some(ctx.now_ms + wait as i64)),
+                tries: Some(ctx.tries + 1),
+                cause: format!("{cause}; asking again in {}", human_ms(wait)),
+                ..Change::default()
+            },
+            reachable: Some(reachable),
+        }
+    };
+    match outcome {
+        Outcome::Succeeded { .. } => Decision {
+            change: succeeded(outcome, "inquiry: refund succeeded").unwrap_or_default(),
+            reachable: Some(true),
+        },
+        Outcome::FailedFinal { code, message } | Outcome::NeedsNewRequestId { code, message } => {
+            Decision {
+                change: failed(
+                    code,
+                    message,
+                    outcome,
+                    &format!("inquiry: refund failed ({code})"),
+                ),
+                reachable: Some(true),
+            }
+        }
+        Outcome::InProgress { .. } => keep_polling("inquiry: still in progress".into(), true),
+        Outcome::RetrySameRequest { reason } | Outcome::OutcomeUnknown { reason } => {
+            keep_polling(format!("inquiry: no answer ({reason})"), false)
+        }
+    }
+}
+
+/// For a refund found with an attempt that may have been sent but has no recorded
+/// outcome (the bridge stopped mid-call): `None` to send the same request again
+/// (idempotent providers), or the change that hands it to a person.
+pub fn in_doubt(provider: ProviderTraits) -> Option<Change> {
+    (!provider.idempotent).then(|| {
+        needs_attention(
+            OUTCOME_UNKNOWN,
+            "The bridge stopped while this refund was being sent; check the provider's portal before refunding again",
+            None,
+            "restart: the request may have been sent and no outcome was recorded",
+        )
+    })
+}
+
+/// For a notifyRefund message about a refund: the change, if it settles anything.
+pub fn after_notification(outcome: &Outcome, state: RefundState) -> Option<Change> {
+    if state.is_final() {
+        return None;
+    }
+    match outcome {
+        Outcome::Succeeded { .. } => succeeded(outcome, "notifyRefund: refund succeeded"),
+        Outcome::FailedFinal { code, message } => Some(failed(
+            code,
+            message,
+            outcome,
+            &format!("notifyRefund: refund failed ({code})"),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(
+        state: RefundState,
+        idempotent: bool,
+        supports_inquiry: bool,
+        settings: &RetrySettings,
+    ) -> Context<'_> {
+        Context {
+            state,
+            tries: 0,
+            now_ms: 1_000_000,
+            jitter: 0.5,
+            retry: settings,
+            provider: ProviderTraits {
+                idempotent,
+                supports_inquiry,
+            },
+        }
+    }
+
+    fn ok() -> Outcome {
+        Outcome::Succeeded {
+            refund_id: "X1".into(),
+            refund_time: jiff::Timestamp::UNIX_EPOCH,
+            amount: None,
+        }
+    }
+
+    #[test]
+    fn backoff_grows_jitters_and_caps() {
+        assert_eq!(backoff_ms(1000, 60_000, 0, 0.0), 500);
+        assert_eq!(backoff_ms(1000, 60_000, 0, 1.0), 1000);
+        assert_eq!(backoff_ms(1000, 60_000, 3, 1.0), 8000);
+        assert_eq!(backoff_ms(1000, 60_000, 10, 1.0), 60_000);
+        assert_eq!(backoff_ms(1000, 60_000, 200, 0.0), 30_000);
+        for tries in 0..40 {
+            let wait = backoff_ms(1000, 60_000, tries, 0.7);
+            assert!((500..=60_000).contains(&wait));
+        }
+    }
+
+    /// Every outcome class, for each kind of provider, after a submit: the state it
+    /// leads to and whether the cloud counts as reachable.
+    #[test]
+    fn submit_outcomes_row_by_row() {
+        use RefundState::*;
+        let s = RetrySettings::default();
+        let unknown = Outcome::OutcomeUnknown {
+            reason: "timeout".into(),
+        };
+        let retry = Outcome::RetrySameRequest {
+            reason: "connect refused".into(),
+        };
+        let rows: Vec<(Outcome, bool, bool, RefundState, Option<bool>)> = vec![
+            (ok(), true, true, Succeeded, Some(true)),
+            (ok(), false, false, Succeeded, Some(true)),
+            (
+                Outcome::FailedFinal {
+                    code: "ORDER_NOT_EXIST".into(),
+                    message: "m".into(),
+                },
+                true,
+                true,
+                Failed,
+                Some(true),
+            ),
+            (
+                Outcome::FailedFinal {
+                    code: "POSBRIDGE_AMOUNT_REQUIRED".into(),
+                    message: "m".into(),
+                },
+                false,
+                false,
+                Failed,
+                None,
+            ),
+            (
+                Outcome::NeedsNewRequestId {
+                    code: "MERCHANT_BALANCE_NOT_ENOUGH".into(),
+                    message: "m".into(),
+                },
+                true,
+                true,
+                Failed,
+                Some(true),
+            ),
+            (
+                Outcome::InProgress {
+                    refund_id: Some("X".into()),
+                },
+                true,
+                true,
+                Processing,
+                Some(true),
+            ),
+            (
+                Outcome::InProgress { refund_id: None },
+                false,
+                false,
+                NeedsAttention,
+                Some(true),
+            ),
+            (retry.clone(), true, true, Queued, Some(false)),
+            (retry, false, false, Queued, Some(false)),
+            (unknown.clone(), true, true, Queued, Some(false)),
+            (unknown, false, false, NeedsAttention, Some(false)),
+        ];
+        for (outcome, idempotent, inquiry, state, reachable) in rows {
+            let d = after_submit(&outcome, &ctx(Accepted, idempotent, inquiry, &s));
+            assert_eq!(d.change.state, Some(state), "{outcome}");
+            assert_eq!(d.reachable, reachable, "{outcome}");
+            let final_state = state.is_final();
+            assert_eq!(
+                d.change.next_action_ms == Some(None),
+                final_state,
+                "{outcome}"
+            );
+        }
+    }
+
+    #[test]
+    fn retries_keep_the_request_id_and_back_off() {
+        let s = RetrySettings::default();
+        let mut c = ctx(RefundState::Queued, true, true, &s);
+        c.tries = 4;
+        let d = after_submit(
+            &Outcome::RetrySameRequest {
+                reason: "503".into(),
+            },
+            &c,
+        );
+        assert_eq!(d.change.attempt, Some(AttemptStatus::Retry));
+        assert_eq!(d.change.tries, Some(5));
+        let next = d.change.next_action_ms.flatten().unwrap();
+        assert!(
+            next > c.now_ms + 8_000 && next <= c.now_ms + 16_000,
+            "{next}"
+        );
+    }
+
+    #[test]
+    fn poll_outcomes() {
+        let s = RetrySettings::default();
+        let c = ctx(RefundState::Processing, true, true, &s);
+        assert_eq!(
+            after_poll(&ok(), &c).change.state,
+            Some(RefundState::Succeeded)
+        );
+        let still = after_poll(&Outcome::InProgress { refund_id: None }, &c);
+        assert_eq!(still.change.state, None, "stays PROCESSING");
+        assert!(still.change.next_action_ms.flatten().is_some());
+        let lost = after_poll(&Outcome::OutcomeUnknown { reason: "t".into() }, &c);
+        assert_eq!(lost.change.state, None);
+        assert_eq!(lost.reachable, Some(false));
+        let failed = after_poll(
+            &Outcome::FailedFinal {
+                code: "X".into(),
+                message: "m".into(),
+            },
+            &c,
+        );
+        assert_eq!(failed.change.state, Some(RefundState::Failed));
+    }
+
+    #[test]
+    fn doubt_is_resent_only_where_it_is_safe() {
+        let idempotent = ProviderTraits {
+            idempotent: true,
+            supports_inquiry: true,
+        };
+        let not = ProviderTraits {
+            idempotent: false,
+            supports_inquiry: false,
+        };
+        assert!(in_doubt(idempotent).is_none());
+        assert_eq!(
+            in_doubt(not).and_then(|c| c.state),
+            Some(RefundState::NeedsAttention)
+        );
+    }
+
+    #[test]
+    fn notifications_settle_only_open_refunds() {
+        assert!(after_notification(&ok(), RefundState::Processing).is_some());
+        assert!(after_notification(&ok(), RefundState::Succeeded).is_none());
+        assert!(
+            after_notification(
+                &Outcome::InProgress { refund_id: None },
+                RefundState::Processing
+            )
+            .is_none()
+        );
+    }
+}

@@ -1,0 +1,567 @@
+//! One terminal line: its link, and every message the terminal sends, answered.
+//!
+//! A REFUND is recorded in the ledger (on disk) before its frame is acknowledged, and
+//! answered with its REFUND_UPDATE and DISPLAY within milliseconds, never after a
+//! network round trip. What goes back to the terminal leaves through one sender task
+//! per line, in order; a final state counts as delivered once the terminal
+//! acknowledged its frame.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::limits::over_daily;
+use super::{Bridge, Out, Outgoing, SessionEntry, now_ms};
+use crate::ledger::{AcceptPolicy, Acceptance, NewRefund, RefundRecord};
+use crate::link::{
+    Connector, Delivery, Link, LinkConfig, LinkEvent, LinkHandle, Role, SendError, Tracer,
+};
+use crate::message::{
+    Direction, DisplaySize, ErrorCode, ErrorMessage, Hello, Message, Refund, RefundUpdate,
+    StatusReport, Welcome,
+};
+use crate::sim::link_test::now_rfc3339;
+
+/// Who is on the line, once HELLO said so.
+struct Terminal {
+    id: String,
+    session: u64,
+    display: DisplaySize,
+}
+
+/// How often final states not yet acknowledged are offered again.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Serves one line until the bridge stops or the connector gives up.
+pub(super) async fn serve(
+    bridge: Bridge,
+    connector: impl Connector,
+    baud: Option<u32>,
+    tracer: Option<Tracer>,
+) {
+    let mut config = LinkConfig::new(Role::Bridge, baud);
+    config.tracer = tracer;
+    let (link, mut events) = Link::spawn(config, connector);
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let current = Arc::new(AtomicU64::new(0));
+    tokio::spawn(send_loop(
+        bridge.clone(),
+        link,
+        out_rx,
+        pending.clone(),
+        current.clone(),
+    ));
+    let mut terminal: Option<Terminal> = None;
+    loop {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = bridge.inner.stop.cancelled() => None,
+        };
+        let Some(event) = event else { break };
+        match event {
+            LinkEvent::Up { .. } => {
+                let session = bridge.inner.next_session.fetch_add(1, Ordering::Relaxed);
+                current.store(session, Ordering::Relaxed);
+            }
+            LinkEvent::Down { reason, .. } => {
+                current.store(0, Ordering::Relaxed);
+                if let Some(t) = terminal.take() {
+                    tracing::info!(terminal = %t.id, %reason, "terminal disconnected");
+                    unregister(&bridge, &t);
+                }
+            }
+            LinkEvent::Data(delivery) => {
+                let line = Line {
+                    tx: &out_tx,
+                    pending: &pending,
+                    current: &current,
+                };
+                handle(&bridge, &line, &mut terminal, delivery).await;
+            }
+        }
+    }
+    if let Some(t) = terminal {
+        unregister(&bridge, &t);
+    }
+}
+
+fn unregister(bridge: &Bridge, terminal: &Terminal) {
+    if let Ok(mut sessions) = bridge.inner.sessions.lock()
+        && sessions
+            .get(&terminal.id)
+            .is_some_and(|e| e.session == terminal.session)
+    {
+        sessions.remove(&terminal.id);
+    }
+}
+
+/// The line's outgoing side, as the message handlers use it.
+struct Line<'a> {
+    tx: &'a mpsc::UnboundedSender<Outgoing>,
+    pending: &'a Arc<Mutex<std::collections::HashSet<i64>>>,
+    /// The terminal session now on the line (0: none).
+    current: &'a Arc<AtomicU64>,
+}
+
+impl Line<'_> {
+    fn send(&self, what: Out) {
+        let _ = self.tx.send(Outgoing {
+            session: self.current.load(Ordering::Relaxed),
+            what,
+        });
+    }
+}
+
+fn say(out: &Line, message: Message) {
+    out.send(Out::Message(message));
+}
+
+/// Answers a refused frame: ERROR naming the problem, and a DISPLAY for the cashier.
+fn refuse(
+    bridge: &Bridge,
+    out: &Line<'_>,
+    display: DisplaySize,
+    code: ErrorCode,
+    detail: &str,
+    reference: Option<String>,
+) {
+    bridge.inner.stats.refused.fetch_add(1, Ordering::Relaxed);
+    let screen = bridge
+        .inner
+        .catalogue
+        .for_error(code, detail, reference.as_deref(), display);
+    say(
+        out,
+        Message::Error(ErrorMessage::new(code, detail, reference)),
+    );
+    say(out, Message::Display(screen));
+}
+
+fn update_for(refund: &RefundRecord) -> Message {
+    Message::RefundUpdate(RefundUpdate {
+        original_merchant_refund_id: refund.original_merchant_refund_id.clone(),
+        state: refund.state,
+        refund_request_id: refund.refund_request_id.clone(),
+        refund_id: refund.provider_refund_id.clone(),
+        refund_time: refund.refund_time.clone(),
+        refund_amount: refund.refunded.or(refund.amount),
+        result_code: refund.result_code.clone(),
+        result_message: refund
+            .result_message
+            .as_ref()
+            .map(|m| m.chars().take(crate::message::limits::MESSAGE).collect()),
+    })
+}
+
+async fn handle(
+    bridge: &Bridge,
+    out: &Line<'_>,
+    terminal: &mut Option<Terminal>,
+    delivery: Delivery,
+) {
+    let arrived = Instant::now();
+    let display = terminal.as_ref().map(|t| t.display).unwrap_or_default();
+    let message = match Message::parse_from(Direction::ToBridge, delivery.kind, &delivery.payload) {
+        Ok(message) => message,
+        Err(invalid) => {
+            tracing::info!(kind = %delivery.kind, %invalid, "refused an invalid frame");
+            let reference = Message::reference_in(&delivery.payload);
+            refuse(
+                bridge,
+                out,
+                display,
+                invalid.code,
+                &invalid.to_string(),
+                reference,
+            );
+            return;
+        }
+    };
+    match message {
+        Message::Hello(hello) => {
+            drop(delivery);
+            hello_received(bridge, out, terminal, hello).await;
+        }
+        Message::Refund(refund) => {
+            let Some(t) = terminal.as_ref() else {
+                return refuse(
+                    bridge,
+                    out,
+                    display,
+                    ErrorCode::UnexpectedKind,
+                    "send a valid HELLO first",
+                    None,
+                );
+            };
+            refund_received(bridge, out, t, refund, delivery, arrived).await;
+        }
+        Message::Inquiry(inquiry) => {
+            drop(delivery);
+            let Some(t) = terminal.as_ref() else {
+                return refuse(
+                    bridge,
+                    out,
+                    display,
+                    ErrorCode::UnexpectedKind,
+                    "send a valid HELLO first",
+                    None,
+                );
+            };
+            let id = inquiry.original_merchant_refund_id;
+            let terminal_id = t.id.clone();
+            let lookup_id = id.clone();
+            match bridge
+                .inner
+                .ledger
+                .call(move |l| l.find(&terminal_id, &lookup_id))
+                .await
+            {
+                Ok(Some(refund)) => send_update(bridge, out, &refund, t.display),
+                Ok(None) => refuse(
+                    bridge,
+                    out,
+                    t.display,
+                    ErrorCode::UnknownRefund,
+                    &format!("no refund {id} from this terminal"),
+                    Some(id),
+                ),
+                Err(e) => {
+                    tracing::error!("INQUIRY: {e}");
+                    refuse(
+                        bridge,
+                        out,
+                        t.display,
+                        ErrorCode::InternalError,
+                        "the ledger cannot be read; ask again",
+                        Some(id),
+                    );
+                }
+            }
+        }
+        Message::Status(_) => {
+            drop(delivery);
+            let status = bridge.status();
+            let queued = queued_count(bridge).await;
+            say(
+                out,
+                Message::StatusReport(StatusReport {
+                    online: status.online,
+                    queued,
+                    last_cloud_contact: status.last_contact_ms.and_then(rfc3339_ms),
+                    provider: bridge.inner.provider.name().into(),
+                }),
+            );
+        }
+        // parse_from(ToBridge) admits nothing else.
+        _ => {}
+    }
+}
+
+fn rfc3339_ms(ms: i64) -> Option<String> {
+    jiff::Timestamp::from_millisecond(ms)
+        .ok()
+        .and_then(|t| t.round(jiff::Unit::Second).ok())
+        .map(|t| t.to_string())
+}
+
+async fn queued_count(bridge: &Bridge) -> u32 {
+    match bridge.inner.ledger.call(|l| l.counts()).await {
+        Ok(counts) => counts.unfinished.min(u64::from(u32::MAX)) as u32,
+        Err(e) => {
+            tracing::error!("counting refunds: {e}");
+            0
+        }
+    }
+}
+
+fn send_update(bridge: &Bridge, out: &Line, refund: &RefundRecord, display: DisplaySize) {
+    let screen = Message::Display(bridge.inner.catalogue.for_refund(refund, display));
+    out.send(Out::Update(Box::new(refund.clone()), screen));
+}
+
+async fn hello_received(
+    bridge: &Bridge,
+    out: &Line<'_>,
+    terminal: &mut Option<Terminal>,
+    hello: Hello,
+) {
+    if let Some(previous) = terminal.take() {
+        unregister(bridge, &previous);
+    }
+    let session = out.current.load(Ordering::Relaxed);
+    let t = Terminal {
+        id: hello.terminal_id.clone(),
+        session,
+        display: hello.display,
+    };
+    tracing::info!(
+        terminal = %t.id,
+        model = hello.model.as_deref().unwrap_or("?"),
+        firmware = hello.firmware.as_deref().unwrap_or("?"),
+        "terminal connected"
+    );
+    if let Ok(mut sessions) = bridge.inner.sessions.lock() {
+        let replaced = sessions.insert(
+            t.id.clone(),
+            SessionEntry {
+                session,
+                out: out.tx.clone(),
+                display: t.display,
+                pending_finals: out.pending.clone(),
+            },
+        );
+        if replaced.is_some() {
+            tracing::warn!(terminal = %t.id, "terminal id now on another line; later updates go here");
+        }
+    }
+    if let Ok(mut p) = out.pending.lock() {
+        // A new session: whatever was in flight on the old one is offered again.
+        p.clear();
+    }
+    let status = bridge.status();
+    say(
+        out,
+        Message::Welcome(Welcome {
+            bridge_version: env!("CARGO_PKG_VERSION").into(),
+            online: status.online,
+            queued: queued_count(bridge).await,
+            time: now_rfc3339(),
+        }),
+    );
+    *terminal = Some(t);
+    redeliver(bridge, &hello.terminal_id).await;
+}
+
+async fn refund_received(
+    bridge: &Bridge,
+    out: &Line<'_>,
+    t: &Terminal,
+    refund: Refund,
+    delivery: Delivery,
+    arrived: Instant,
+) {
+    let id = refund.original_merchant_refund_id.clone();
+    let daily = match bridge
+        .inner
+        .settings
+        .limits
+        .check(refund.refund_amount, jiff::Timestamp::now())
+    {
+        Ok(daily) => daily,
+        Err(over) => {
+            tracing::info!(terminal = %t.id, refund = %id, "over the limits: {}", over.0);
+            drop(delivery);
+            return refuse(
+                bridge,
+                out,
+                t.display,
+                ErrorCode::LimitExceeded,
+                &over.0,
+                Some(id),
+            );
+        }
+    };
+    let new = NewRefund {
+        terminal_id: t.id.clone(),
+        original_merchant_refund_id: id.clone(),
+        payment_id: refund.payment_id,
+        amount: refund.refund_amount,
+        memo: refund.memo,
+    };
+    let policy = AcceptPolicy {
+        provider: bridge.inner.provider.name().into(),
+        queued: !bridge.inner.cloud.online.load(Ordering::Relaxed),
+        refund_request_id: new_refund_request_id(),
+        daily_limit: daily,
+    };
+    let now = now_ms();
+    let result = bridge
+        .inner
+        .ledger
+        .call(move |l| l.accept(&new, &policy, now))
+        .await;
+    // On disk (or refused): only now may the terminal hear the frame arrived.
+    drop(delivery);
+    match result {
+        Ok(Acceptance::Recorded {
+            refund,
+            waits_for_earlier,
+        }) => {
+            bridge.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                terminal = %t.id,
+                refund = %refund.original_merchant_refund_id,
+                ledger = refund.id,
+                state = %refund.state,
+                waits_for_earlier,
+                "refund recorded"
+            );
+            if let Ok(mut arrivals) = bridge.inner.arrivals.lock() {
+                arrivals.insert(refund.id, arrived);
+            }
+            send_update(bridge, out, &refund, t.display);
+            bridge.inner.wake.notify_one();
+        }
+        Ok(Acceptance::Duplicate(existing)) => {
+            tracing::info!(terminal = %t.id, refund = %id, "repeated REFUND answered from the ledger");
+            send_update(bridge, out, &existing, t.display);
+        }
+        Ok(Acceptance::Mismatch(existing)) => refuse(
+            bridge,
+            out,
+            t.display,
+            ErrorCode::DuplicateMismatch,
+            &format!(
+                "refund {id} was recorded before with other details (payment {}, {}); use a new id",
+                existing.payment_id,
+                existing
+                    .amount
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "full amount".into())
+            ),
+            Some(id),
+        ),
+        Ok(Acceptance::OverDailyLimit { max, used }) => {
+            let over = over_daily(max, used);
+            refuse(
+                bridge,
+                out,
+                t.display,
+                ErrorCode::LimitExceeded,
+                &over.0,
+                Some(id),
+            );
+        }
+        Err(e) => {
+            tracing::error!(refund = %id, "cannot record a refund: {e}");
+            refuse(
+                bridge,
+                out,
+                t.display,
+                ErrorCode::InternalError,
+                "the refund could not be recorded; nothing was sent, send it again",
+                Some(id),
+            );
+        }
+    }
+}
+
+/// A fresh `refundRequestId`: unique, 34 characters, time-ordered.
+pub(super) fn new_refund_request_id() -> String {
+    use rand::RngExt;
+    let random: u64 = rand::rng().random();
+    format!("PB{:013X}{:016X}", now_ms().max(0), random)
+}
+
+/// Offers a terminal every final state it has not acknowledged.
+async fn redeliver(bridge: &Bridge, terminal_id: &str) {
+    let id = terminal_id.to_owned();
+    let refunds = match bridge
+        .inner
+        .ledger
+        .call(move |l| l.undelivered_finals(&id, 100))
+        .await
+    {
+        Ok(refunds) => refunds,
+        Err(e) => {
+            tracing::error!(terminal = %terminal_id, "reading undelivered refunds: {e}");
+            return;
+        }
+    };
+    let Ok(sessions) = bridge.inner.sessions.lock() else {
+        return;
+    };
+    let Some(entry) = sessions.get(terminal_id) else {
+        return;
+    };
+    for refund in refunds {
+        let fresh = entry
+            .pending_finals
+            .lock()
+            .map(|mut p| p.insert(refund.id))
+            .unwrap_or(false);
+        if fresh {
+            let screen =
+                Message::Display(bridge.inner.catalogue.for_refund(&refund, entry.display));
+            let _ = entry.out.send(Outgoing {
+                session: entry.session,
+                what: Out::Update(Box::new(refund), screen),
+            });
+        }
+    }
+}
+
+/// Every few seconds, offers connected terminals the final states they have not
+/// acknowledged: those whose delivery failed, and those an operator settled.
+pub(super) async fn sweep(bridge: Bridge) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = bridge.inner.stop.cancelled() => return,
+        }
+        let terminals = bridge.status().terminals;
+        for terminal in terminals {
+            redeliver(&bridge, &terminal).await;
+        }
+    }
+}
+
+/// Sends what the bridge has for one line, in order, skipping what was meant for a
+/// session that has ended.
+async fn send_loop(
+    bridge: Bridge,
+    link: LinkHandle,
+    mut out: mpsc::UnboundedReceiver<Outgoing>,
+    pending: Arc<Mutex<std::collections::HashSet<i64>>>,
+    current: Arc<AtomicU64>,
+) {
+    while let Some(item) = out.recv().await {
+        let live = item.session != 0 && item.session == current.load(Ordering::Relaxed);
+        match item.what {
+            Out::Message(message) => {
+                if live
+                    && matches!(
+                        link.send(message.kind(), message.to_frame_payload()).await,
+                        Err(SendError::Closed)
+                    )
+                {
+                    return;
+                }
+            }
+            Out::Update(refund, screen) => {
+                let sent = if live {
+                    let update = update_for(&refund);
+                    link.send(update.kind(), update.to_frame_payload()).await
+                } else {
+                    Err(SendError::Unconfirmed(crate::link::DownReason::Reset))
+                };
+                if refund.state.is_final() {
+                    if sent.is_ok() {
+                        let (id, state, now) = (refund.id, refund.state, now_ms());
+                        if let Err(e) = bridge
+                            .inner
+                            .ledger
+                            .call(move |l| l.mark_delivered(id, state, now))
+                            .await
+                        {
+                            tracing::error!(ledger = id, "recording delivery: {e}");
+                        }
+                    }
+                    if let Ok(mut p) = pending.lock() {
+                        p.remove(&refund.id);
+                    }
+                }
+                match sent {
+                    Ok(()) => {
+                        let _ = link.send(screen.kind(), screen.to_frame_payload()).await;
+                    }
+                    Err(SendError::Closed) => return,
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The scheduler: sends due refunds to the provider and asks about refunds in
+//! progress, recording every step in the ledger before anyone hears of it.
+//!
+//! Rules it keeps:
+//! - one refund per payment in flight, in the order the refunds were accepted (the
+//!   ledger's `due` query leaves out any refund with an earlier open one);
+//! - a request is marked as being sent, on disk, before it leaves, so a restart knows
+//!   it may have gone out;
+//! - while the cloud cannot be used, only one refund at a time probes it; when it
+//!   answers again, every queued refund becomes due at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use tokio::sync::mpsc;
+
+use super::policy::{self, Context};
+use super::{Bridge, now_ms};
+use crate::ledger::{AttemptStatus, Change, LedgerError, RefundRecord};
+use crate::message::RefundState;
+use crate::provider::antom::notify::NotifyDelivery;
+use crate::provider::{InquiryRequest, RefundRequest};
+
+/// How many refunds are being worked on now (for shutdown).
+pub(super) fn in_flight(bridge: &Bridge) -> usize {
+    bridge.inner.stats_in_flight.load(Ordering::Relaxed)
+}
+
+/// Runs until the bridge stops.
+pub(super) async fn run(bridge: Bridge) {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<i64>();
+    // Refund → payment of everything being worked on.
+    let mut working: HashMap<i64, String> = HashMap::new();
+    loop {
+        while let Ok(id) = done_rx.try_recv() {
+            working.remove(&id);
+        }
+        bridge
+            .inner
+            .stats_in_flight
+            .store(working.len(), Ordering::Relaxed);
+        if bridge.inner.stop.is_cancelled() {
+            return;
+        }
+        let online = bridge.inner.cloud.online.load(Ordering::Relaxed);
+        let concurrency = bridge.inner.settings.retry.concurrency;
+        let capacity = if online {
+            concurrency.saturating_sub(working.len())
+        } else if working.is_empty() {
+            // One refund probes the cloud; the rest wait for it to come back.
+            1
+        } else {
+            0
+        };
+        let now = now_ms();
+        let mut next_due = None;
+        if capacity > 0 {
+            let fetch = capacity + working.len();
+            let due = bridge.inner.ledger.call(move |l| {
+                let due = l.due(now, fetch)?;
+                let next = l.next_due_ms()?;
+                Ok((due, next))
+            });
+            match due.await {
+                Ok((due, next)) => {
+                    next_due = next;
+                    let mut started = 0;
+                    for refund in due {
+                        if started == capacity {
+                            break;
+                        }
+                        if working.contains_key(&refund.id)
+                            || working.values().any(|p| *p == refund.payment_id)
+                        {
+                            continue;
+                        }
+                        working.insert(refund.id, refund.payment_id.clone());
+                        started += 1;
+                        let (bridge, done) = (bridge.clone(), done_tx.clone());
+                        tokio::spawn(async move {
+                            let id = refund.id;
+                            work(&bridge, refund).await;
+                            let _ = done.send(id);
+                        });
+                    }
+                    bridge
+                        .inner
+                        .stats_in_flight
+                        .store(working.len(), Ordering::Relaxed);
+                    if started > 0 {
+                        continue;
+                    }
+                }
+                Err(e) => tracing::error!("reading due refunds: {e}"),
+            }
+        }
+        // Sleep until the next refund falls due, something finishes, or a new one
+        // arrives; at most a second, to see operators' changes to the ledger.
+        let wait = match next_due {
+            Some(t) if t > now => Duration::from_millis((t - now).min(1000) as u64),
+            _ => Duration::from_secs(1),
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = bridge.inner.wake.notified() => {}
+            Some(id) = done_rx.recv() => { working.remove(&id); }
+            _ = bridge.inner.stop.cancelled() => {}
+        }
+    }
+}
+
+fn context<'a>(bridge: &'a Bridge, refund: &RefundRecord) -> Context<'a> {
+    Context {
+        state: refund.state,
+        tries: refund.tries,
+        now_ms: now_ms(),
+        jitter: rand::rng().random::<f64>(),
+        retry: &bridge.inner.settings.retry,
+        provider: bridge.inner.traits,
+    }
+}
+
+async fn work(bridge: &Bridge, refund: RefundRecord) {
+    let result = match refund.state {
+        RefundState::Accepted | RefundState::Queued => submit(bridge, &refund).await,
+        RefundState::Processing => poll(bridge, &refund).await,
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        match e {
+            // Settled meanwhile (a notification, a person): nothing left to do.
+            LedgerError::NotAllowed { .. } => tracing::debug!(ledger = refund.id, "{e}"),
+            e => tracing::error!(ledger = refund.id, "refund step not recorded: {e}"),
+        }
+    }
+}
+
+/// Records a change and tells the terminal when the state moved.
+async fn record(
+    bridge: &Bridge,
+    refund: &RefundRecord,
+    change: Change,
+) -> Result<RefundRecord, LedgerError> {
+    let (id, attempt, now) = (refund.id, refund.attempt_id, now_ms());
+    let updated = bridge
+        .inner
+        .ledger
+        .call(move |l| l.apply(id, attempt, &change, now))
+        .await?;
+    if updated.state != refund.state {
+        tracing::info!(
+            ledger = updated.id,
+            refund = %updated.original_merchant_refund_id,
+            from = %refund.state,
+            to = %updated.state,
+            code = updated.result_code.as_deref().unwrap_or(""),
+            "refund state changed"
+        );
+        bridge.relay(&updated);
+    }
+    if updated.state.is_final()
+        && let Ok(mut arrivals) = bridge.inner.arrivals.lock()
+    {
+        arrivals.remove(&updated.id);
+    }
+    Ok(updated)
+}
+
+/// Takes in what an outcome says about the cloud; when it has just come back, every
+/// queued refund becomes due.
+async fn observe(bridge: &Bridge, reachable: Option<bool>) {
+    if bridge.inner.cloud.observe(reachable, now_ms()) {
+        let now = now_ms();
+        match bridge.inner.ledger.call(move |l| l.requeue_now(now)).await {
+            Ok(n) => tracing::info!(
+                queued = n,
+                "the provider's cloud answers again; sending the queue"
+            ),
+            Err(e) => tracing::error!("requeueing: {e}"),
+        }
+        bridge.inner.wake.notify_one();
+    }
+}
+
+async fn submit(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerError> {
+    if refund.attempt_status == AttemptStatus::Sending {
+        match policy::in_doubt(bridge.inner.traits) {
+            Some(change) => {
+                tracing::warn!(
+                    ledger = refund.id,
+                    "outcome unknown after a restart; needs a person"
+                );
+                record(bridge, refund, change).await?;
+                return Ok(());
+            }
+            None => tracing::info!(
+                ledger = refund.id,
+                refund_request_id = %refund.refund_request_id,
+                "sending again with the same refundRequestId after a restart"
+            ),
+        }
+    }
+    let (id, attempt, now) = (refund.id, refund.attempt_id, now_ms());
+    bridge
+        .inner
+        .ledger
+        .call(move |l| l.begin_send(id, attempt, now))
+        .await?;
+    let request = RefundRequest {
+        refund_request_id: refund.refund_request_id.clone(),
+        original_merchant_refund_id: Some(refund.original_merchant_refund_id.clone()),
+        payment_id: refund.payment_id.clone(),
+        amount: refund.amount,
+        memo: refund.memo.clone(),
+    };
+    if let Some(arrived) = bridge
+        .inner
+        .arrivals
+        .lock()
+        .ok()
+        .and_then(|mut a| a.remove(&refund.id))
+    {
+        bridge.inner.stats.own_latency.record(arrived.elapsed());
+    }
+    let started = Instant::now();
+    let outcome = bridge.inner.provider.refund(&request).await;
+    bridge.inner.stats.cloud_latency.record(started.elapsed());
+    tracing::debug!(ledger = refund.id, %outcome, "refund sent");
+    let decision = policy::after_submit(&outcome, &context(bridge, refund));
+    observe(bridge, decision.reachable).await;
+    record(bridge, refund, decision.change).await?;
+    Ok(())
+}
+
+async fn poll(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerError> {
+    let request = InquiryRequest {
+        refund_request_id: refund.refund_request_id.clone(),
+        refund_id: refund.provider_refund_id.clone(),
+    };
+    let started = Instant::now();
+    let outcome = bridge.inner.provider.inquire(&request).await;
+    bridge.inner.stats.cloud_latency.record(started.elapsed());
+    tracing::debug!(ledger = refund.id, %outcome, "inquiry");
+    let decision = policy::after_poll(&outcome, &context(bridge, refund));
+    observe(bridge, decision.reachable).await;
+    record(bridge, refund, decision.change).await?;
+    Ok(())
+}
+
+/// Settles a refund from a verified notifyRefund; acknowledges it to the provider only
+/// once the ledger has it (or has nothing to change).
+pub(super) async fn notification(bridge: &Bridge, delivery: NotifyDelivery) {
+    let note = delivery.notification.clone();
+    let rrid = note.refund_request_id.clone();
+    let found = bridge
+        .inner
+        .ledger
+        .call(move |l| l.find_by_request_id(&rrid))
+        .await;
+    let refund = match found {
+        Ok(Some(refund)) => refund,
+        Ok(None) => {
+            tracing::warn!(refund_request_id = %note.refund_request_id, "notifyRefund for a refund this bridge never sent");
+            delivery.accept();
+            return;
+        }
+        Err(e) => {
+            // Not acknowledged: the provider sends it again later.
+            tracing::error!("notifyRefund not recorded: {e}");
+            return;
+        }
+    };
+    if refund.refund_request_id != note.refund_request_id {
+        tracing::info!(
+            ledger = refund.id,
+            "notifyRefund for an earlier attempt; nothing to change"
+        );
+        delivery.accept();
+        return;
+    }
+    let Some(mut change) = policy::after_notification(&note.outcome, refund.state) else {
+        delivery.accept();
+        return;
+    };
+    if change.provider_refund_id.is_none() && !note.refund_id.is_empty() {
+        change.provider_refund_id = Some(note.refund_id.clone());
+    }
+    match record(bridge, &refund, change).await {
+        Ok(_) | Err(LedgerError::NotAllowed { .. }) => delivery.accept(),
+        Err(e) => tracing::error!(ledger = refund.id, "notifyRefund not recorded: {e}"),
+    }
+}
