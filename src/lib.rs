@@ -16,11 +16,15 @@
 //! - [`ledger`]: the SQLite ledger, the single source of truth for refunds.
 //! - [`bridge`]: the refund life cycle: sessions, the scheduler, store-and-forward,
 //!   display texts and limits.
+//! - [`config`]: the daemon's TOML configuration.
 //! - [`sim`]: the terminal emulator and the virtual-serial loopback field techs use.
+//! - [`daemon`]: `posbridge run`: the service's main loop.
 //! - [`cli`]: the `posbridge` command line.
 
 pub mod bridge;
 pub mod cli;
+pub mod config;
+pub mod daemon;
 pub mod ledger;
 pub mod link;
 pub mod message;

@@ -17,6 +17,7 @@
 pub mod limits;
 pub mod policy;
 mod session;
+pub use session::new_refund_request_id;
 pub mod texts;
 mod worker;
 

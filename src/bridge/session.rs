@@ -449,8 +449,8 @@ async fn refund_received(
     }
 }
 
-/// A fresh `refundRequestId`: unique, 34 characters, time-ordered.
-pub(super) fn new_refund_request_id() -> String {
+/// A fresh `refundRequestId`: unique, 31 characters, time-ordered.
+pub fn new_refund_request_id() -> String {
     use rand::RngExt;
     let random: u64 = rand::rng().random();
     format!("PB{:013X}{:016X}", now_ms().max(0), random)

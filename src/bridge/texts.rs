@@ -162,8 +162,8 @@ fn default_reason(code: &str) -> Option<&'static str> {
 
 fn default_error_text(code: ErrorCode) -> &'static [&'static str] {
     match code {
-        ErrorCode::DuplicateMismatch => &["Refund ID used before", "with other details"],
-        ErrorCode::LimitExceeded => &["Refund over the limit", "{detail}"],
+        ErrorCode::DuplicateMismatch => &["Refund ID reused", "with other details"],
+        ErrorCode::LimitExceeded => &["Over the limit", "{detail}"],
         ErrorCode::UnknownRefund => &["Refund not found", "{id}"],
         ErrorCode::InternalError => &["Refund not saved", "Please try again"],
         _ => &["Request not accepted", "{detail}"],
@@ -341,6 +341,19 @@ mod tests {
                         .all(|l| l.chars().count() <= usize::from(size.cols))
                 );
             }
+        }
+    }
+
+    /// The first line of every default text fits a common 20-column display whole.
+    #[test]
+    fn default_headlines_fit_twenty_columns() {
+        for state in RefundState::ALL {
+            let (texts, _) = default_state_text(state);
+            assert!(texts[0].chars().count() <= 20, "{state}: {}", texts[0]);
+        }
+        for code in ERROR_CODES {
+            let texts = default_error_text(code);
+            assert!(texts[0].chars().count() <= 20, "{code}: {}", texts[0]);
         }
     }
 

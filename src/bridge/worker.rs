@@ -33,6 +33,10 @@ pub(super) async fn run(bridge: Bridge) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<i64>();
     // Refund → payment of everything being worked on.
     let mut working: HashMap<i64, String> = HashMap::new();
+    // While the cloud cannot be used, one probe at a time, spaced by a backoff of
+    // their own: ten thousand queued refunds must not each knock on a dead line.
+    let mut probes = 0u32;
+    let mut next_probe = Instant::now();
     loop {
         while let Ok(id) = done_rx.try_recv() {
             working.remove(&id);
@@ -47,9 +51,9 @@ pub(super) async fn run(bridge: Bridge) {
         let online = bridge.inner.cloud.online.load(Ordering::Relaxed);
         let concurrency = bridge.inner.settings.retry.concurrency;
         let capacity = if online {
+            probes = 0;
             concurrency.saturating_sub(working.len())
-        } else if working.is_empty() {
-            // One refund probes the cloud; the rest wait for it to come back.
+        } else if working.is_empty() && Instant::now() >= next_probe {
             1
         } else {
             0
@@ -89,6 +93,18 @@ pub(super) async fn run(bridge: Bridge) {
                         .inner
                         .stats_in_flight
                         .store(working.len(), Ordering::Relaxed);
+                    if started > 0 && !online {
+                        let retry = &bridge.inner.settings.retry;
+                        let jitter = rand::rng().random::<f64>();
+                        let wait = policy::backoff_ms(
+                            retry.first_retry_ms,
+                            retry.max_retry_ms,
+                            probes,
+                            jitter,
+                        );
+                        probes = probes.saturating_add(1);
+                        next_probe = Instant::now() + Duration::from_millis(wait);
+                    }
                     if started > 0 {
                         continue;
                     }
@@ -98,10 +114,17 @@ pub(super) async fn run(bridge: Bridge) {
         }
         // Sleep until the next refund falls due, something finishes, or a new one
         // arrives; at most a second, to see operators' changes to the ledger.
-        let wait = match next_due {
+        let mut wait = match next_due {
             Some(t) if t > now => Duration::from_millis((t - now).min(1000) as u64),
             _ => Duration::from_secs(1),
         };
+        if !online {
+            wait = wait.min(
+                next_probe
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(10)),
+            );
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = bridge.inner.wake.notified() => {}
@@ -171,6 +194,25 @@ async fn record(
 /// Takes in what an outcome says about the cloud; when it has just come back, every
 /// queued refund becomes due.
 async fn observe(bridge: &Bridge, reachable: Option<bool>) {
+    let was_online = bridge.inner.cloud.online.load(Ordering::Relaxed);
+    if reachable == Some(false) && was_online {
+        bridge.inner.cloud.observe(reachable, now_ms());
+        let now = now_ms();
+        match bridge
+            .inner
+            .ledger
+            .call(move |l| l.queue_accepted("the cloud cannot be used; waiting for it", now))
+            .await
+        {
+            Ok(moved) => {
+                for refund in &moved {
+                    bridge.relay(refund);
+                }
+            }
+            Err(e) => tracing::error!("queueing accepted refunds: {e}"),
+        }
+        return;
+    }
     if bridge.inner.cloud.observe(reachable, now_ms()) {
         let now = now_ms();
         match bridge.inner.ledger.call(move |l| l.requeue_now(now)).await {

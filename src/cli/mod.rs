@@ -2,6 +2,7 @@
 
 pub mod cloud;
 mod loopback;
+mod ops;
 mod term;
 
 use std::io::IsTerminal;
@@ -27,6 +28,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the bridge: serve the configured terminals and send their refunds.
+    #[command(after_help = "Examples:
+  posbridge run                                  (reads /etc/posbridge/posbridge.toml)
+  posbridge run --config ./posbridge.toml")]
+    Run {
+        /// The configuration file.
+        #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]
+        config: std::path::PathBuf,
+    },
+    /// List refunds not yet settled.
+    Queue(ops::QueueArgs),
+    /// Show one refund's whole history.
+    Show(ops::ShowArgs),
+    /// Settle a NEEDS_ATTENTION refund as succeeded or failed.
+    Resolve(ops::ResolveArgs),
+    /// Retry a FAILED refund (new refundRequestId) or send a waiting one now.
+    Retry(ops::RetryArgs),
+    /// Export the ledger as CSV or JSON lines, for reconciliation.
+    Export(ops::ExportArgs),
     /// Create a virtual serial line and serve the bridge's side on it.
     Loopback(loopback::LoopbackArgs),
     /// Be a payment terminal: speak the link protocol on a serial line.
@@ -44,10 +64,12 @@ enum Command {
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(match cli.command {
-        Command::Loopback(_) | Command::SimCloud(_) => "info",
-        _ => "warn",
-    });
+    match cli.command {
+        // The daemon sets up logging from its configuration.
+        Command::Run { .. } => {}
+        Command::Loopback(_) | Command::SimCloud(_) => init_logging("info"),
+        _ => init_logging("warn"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -61,6 +83,19 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            Command::Run { config } => match crate::daemon::run::run(&config).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("posbridge: {e}");
+                    tracing::error!("{e}");
+                    ExitCode::from(2)
+                }
+            },
+            Command::Queue(args) => ops::queue(args),
+            Command::Show(args) => ops::show(args),
+            Command::Resolve(args) => ops::resolve(args),
+            Command::Retry(args) => ops::retry(args),
+            Command::Export(args) => ops::export(args),
             Command::Loopback(args) => loopback::run(args).await,
             Command::Term(args) => term::run(args).await,
             Command::SimCloud(args) => cloud::sim_cloud(args).await,
@@ -76,7 +111,7 @@ pub fn main() -> ExitCode {
 
 /// Logs to standard error: plain text (no colours) unless it is a terminal, so the
 /// journal gets clean lines; the level comes from `RUST_LOG`, else `default_level`.
-fn init_logging(default_level: &str) {
+pub(crate) fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
@@ -87,7 +122,7 @@ fn init_logging(default_level: &str) {
 }
 
 /// Waits for Ctrl-C or SIGTERM.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

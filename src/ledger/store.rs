@@ -363,6 +363,45 @@ impl Ledger {
         Ok(refund)
     }
 
+    /// Makes an unfinished refund due now (an operator's "retry now" for a refund
+    /// waiting out its backoff), with the same `refundRequestId`.
+    pub fn due_now(
+        &mut self,
+        refund_id: i64,
+        cause: &str,
+        now_ms: i64,
+    ) -> Result<RefundRecord, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let current = get(&sp, refund_id)?;
+        if !matches!(
+            current.state,
+            RefundState::Accepted | RefundState::Queued | RefundState::Processing
+        ) {
+            return Err(LedgerError::NotAllowed {
+                id: refund_id,
+                state: current.state.to_string(),
+                what: "only a refund the bridge is still working on can be made due now".into(),
+            });
+        }
+        sp.execute(
+            "UPDATE refunds SET next_action_ms = ?1, tries = 0, updated_ms = ?1 WHERE id = ?2",
+            params![now_ms, refund_id],
+        )?;
+        insert_transition(
+            &sp,
+            refund_id,
+            now_ms,
+            Some(current.state),
+            current.state,
+            cause,
+            None,
+            Some(current.attempt_id),
+        )?;
+        let refund = get(&sp, refund_id)?;
+        sp.commit()?;
+        Ok(refund)
+    }
+
     /// Settles a NEEDS_ATTENTION refund by a person's word.
     pub fn resolve(
         &mut self,
@@ -425,6 +464,43 @@ impl Ledger {
         )?;
         sp.commit()?;
         Ok(changed == 1)
+    }
+
+    /// Moves every ACCEPTED refund to QUEUED: the cloud was just found unreachable, so
+    /// refunds accepted a moment before must say so too. Returns them as they now are.
+    pub fn queue_accepted(
+        &mut self,
+        cause: &str,
+        now_ms: i64,
+    ) -> Result<Vec<RefundRecord>, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let ids: Vec<(i64, i64)> = {
+            let mut stmt = sp.prepare(
+                "SELECT id, attempt_id FROM refunds WHERE state = 'ACCEPTED' ORDER BY id",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut moved = Vec::with_capacity(ids.len());
+        for (id, attempt_id) in ids {
+            sp.execute(
+                "UPDATE refunds SET state = 'QUEUED', updated_ms = ?1 WHERE id = ?2",
+                params![now_ms, id],
+            )?;
+            insert_transition(
+                &sp,
+                id,
+                now_ms,
+                Some(RefundState::Accepted),
+                RefundState::Queued,
+                cause,
+                None,
+                Some(attempt_id),
+            )?;
+            moved.push(get(&sp, id)?);
+        }
+        sp.commit()?;
+        Ok(moved)
     }
 
     /// Makes every QUEUED refund due now: the cloud is back.

@@ -1,0 +1,558 @@
+//! Operator commands on the ledger: `queue`, `show`, `resolve`, `retry`, `export`.
+//!
+//! They open the same SQLite file the daemon writes; SQLite's locking makes that safe
+//! while it runs, and the daemon picks up their changes within a few seconds (a retry
+//! is sent, a resolved refund's final state is delivered to its terminal).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Args, ValueEnum};
+
+use crate::config::{Config, DEFAULT_PATH};
+use crate::ledger::{History, Ledger, RefundRecord};
+use crate::message::RefundState;
+
+/// Where the ledger is.
+#[derive(Args, Debug, Clone)]
+pub struct LedgerArgs {
+    /// The configuration file naming the ledger.
+    #[arg(long, default_value = DEFAULT_PATH, value_name = "FILE")]
+    config: PathBuf,
+    /// The ledger file itself (instead of reading it from the configuration).
+    #[arg(long, value_name = "FILE")]
+    ledger: Option<PathBuf>,
+}
+
+impl LedgerArgs {
+    fn open(&self) -> Result<Ledger, String> {
+        let path = match &self.ledger {
+            Some(path) => path.clone(),
+            None => {
+                Config::load(&self.config)
+                    .map_err(|e| e.to_string())?
+                    .ledger
+                    .path
+            }
+        };
+        if !path.exists() {
+            return Err(format!(
+                "no ledger at {}: the daemon creates it on its first start",
+                path.display()
+            ));
+        }
+        Ledger::open(&path).map_err(|e| e.to_string())
+    }
+}
+
+/// `posbridge queue`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  posbridge queue
+  posbridge queue --json | jq .")]
+pub struct QueueArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    /// One JSON object per refund.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `posbridge show`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "REFUND is the ledger number (#12 or 12), the terminal's refund id, a
+refundRequestId or the provider's refund id.
+
+Examples:
+  posbridge show 12
+  posbridge show REF-1 --json"
+)]
+pub struct ShowArgs {
+    /// The refund.
+    refund: String,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    /// The history as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `posbridge resolve`.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("outcome").required(true).args(["succeeded", "failed"])))]
+#[command(
+    after_help = "Only a NEEDS_ATTENTION refund can be resolved. Check the provider's portal
+first: --succeeded if the money went back, --failed if it did not. The terminal is
+told the final state the next time it is connected.
+
+Examples:
+  posbridge resolve 12 --failed --note \"not in the portal, checked with support\"
+  posbridge resolve REF-1 --succeeded --note \"portal shows refund 2026112400001\""
+)]
+pub struct ResolveArgs {
+    /// The refund.
+    refund: String,
+    /// The refund was made.
+    #[arg(long)]
+    succeeded: bool,
+    /// The refund was not made.
+    #[arg(long)]
+    failed: bool,
+    /// Why, for the history (who checked what).
+    #[arg(long, required = true)]
+    note: String,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+/// `posbridge retry`.
+#[derive(Args, Debug)]
+#[command(
+    after_help = "A FAILED refund is tried again with a new refundRequestId (for example after
+MERCHANT_BALANCE_NOT_ENOUGH, once the balance is topped up). A refund waiting to
+be sent or asked about is made due now, with its same refundRequestId. A
+NEEDS_ATTENTION refund is never retried: resolve it first.
+
+Examples:
+  posbridge retry 12"
+)]
+pub struct RetryArgs {
+    /// The refund.
+    refund: String,
+    #[command(flatten)]
+    ledger: LedgerArgs,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// `posbridge export`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  posbridge export --since 2026-11-01 > refunds.csv
+  posbridge export --format jsonl --output /tmp/refunds.jsonl")]
+pub struct ExportArgs {
+    #[command(flatten)]
+    ledger: LedgerArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    format: Format,
+    /// Only refunds accepted on or after this date (YYYY-MM-DD, UTC) or instant (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("posbridge: {message}");
+    ExitCode::from(2)
+}
+
+fn time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .ok()
+        .and_then(|t| t.round(jiff::Unit::Second).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn age(ms: i64) -> String {
+    let secs = (jiff::Timestamp::now().as_millisecond() - ms).max(0) / 1000;
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn amount(r: &RefundRecord) -> String {
+    r.amount
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "full".into())
+}
+
+fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "operator".into())
+}
+
+/// Runs `posbridge queue`.
+pub fn queue(args: QueueArgs) -> ExitCode {
+    let ledger = match args.ledger.open() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let (refunds, counts) = match ledger.unfinished().and_then(|r| Ok((r, ledger.counts()?))) {
+        Ok(x) => x,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for r in &refunds {
+            let _ = writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default());
+        }
+        return ExitCode::SUCCESS;
+    }
+    if refunds.is_empty() {
+        let _ = writeln!(out, "No unfinished refunds.");
+    } else {
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<12} {:<20} {:<20} {:>14}  {:<15} {:>5} {:>5}  LAST OUTCOME / NEXT",
+            "#", "TERMINAL", "REFUND", "PAYMENT", "AMOUNT", "STATE", "AGE", "TRIES"
+        );
+        for r in &refunds {
+            let next = match (r.state, r.next_action_ms) {
+                (RefundState::NeedsAttention, _) => {
+                    format!(
+                        "needs a person: {}",
+                        r.result_message.as_deref().unwrap_or("")
+                    )
+                }
+                (_, Some(t)) if t > jiff::Timestamp::now().as_millisecond() => {
+                    format!("next at {}", time(t))
+                }
+                (_, Some(_)) => "due now".into(),
+                (_, None) => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{:>6}  {:<12} {:<20} {:<20} {:>14}  {:<15} {:>5} {:>5}  {}",
+                format!("#{}", r.id),
+                r.terminal_id,
+                r.original_merchant_refund_id,
+                r.payment_id,
+                amount(r),
+                r.state.as_str(),
+                age(r.created_ms),
+                r.tries,
+                next
+            );
+        }
+    }
+    let summary: Vec<String> = counts
+        .by_state
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nLedger: {}{}",
+        if summary.is_empty() {
+            "empty".into()
+        } else {
+            summary.join(", ")
+        },
+        counts
+            .oldest_unfinished_ms
+            .map(|t| format!("; oldest unfinished accepted {}", time(t)))
+            .unwrap_or_default()
+    );
+    ExitCode::SUCCESS
+}
+
+fn print_history(h: &History, out: &mut impl Write) -> std::io::Result<()> {
+    let r = &h.refund;
+    writeln!(out, "Refund #{} — {}", r.id, r.state)?;
+    writeln!(out, "  terminal            {}", r.terminal_id)?;
+    writeln!(
+        out,
+        "  refund id           {}",
+        r.original_merchant_refund_id
+    )?;
+    writeln!(out, "  payment             {}", r.payment_id)?;
+    writeln!(out, "  amount              {}", amount(r))?;
+    if let Some(memo) = &r.memo {
+        writeln!(out, "  memo                {memo}")?;
+    }
+    writeln!(out, "  provider            {}", r.provider)?;
+    writeln!(out, "  refundRequestId     {}", r.refund_request_id)?;
+    if let Some(id) = &r.provider_refund_id {
+        writeln!(out, "  provider refund id  {id}")?;
+    }
+    if let Some(t) = &r.refund_time {
+        writeln!(out, "  refund time         {t}")?;
+    }
+    if let Some(code) = &r.result_code {
+        writeln!(
+            out,
+            "  result              {code}: {}",
+            r.result_message.as_deref().unwrap_or("")
+        )?;
+    }
+    writeln!(out, "  accepted            {}", time(r.created_ms))?;
+    writeln!(
+        out,
+        "  terminal was told   {}",
+        r.delivered_state
+            .map(|s| s.as_str())
+            .unwrap_or("(no final state yet)")
+    )?;
+    writeln!(out, "\nAttempts:")?;
+    for a in &h.attempts {
+        writeln!(
+            out,
+            "  {}  {}  sent {} time(s){}{}",
+            a.refund_request_id,
+            a.status,
+            a.sends,
+            a.last_sent_ms
+                .map(|t| format!(", last {}", time(t)))
+                .unwrap_or_default(),
+            a.last_outcome
+                .as_ref()
+                .map(|o| format!("\n      last outcome: {o}"))
+                .unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "\nHistory:")?;
+    for t in &h.transitions {
+        let from = t.from_state.map(|s| format!("{s} → ")).unwrap_or_default();
+        writeln!(
+            out,
+            "  {}  {from}{}  {}",
+            time(t.at_ms),
+            t.to_state,
+            t.cause
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs `posbridge show`.
+pub fn show(args: ShowArgs) -> ExitCode {
+    let ledger = match args.ledger.open() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let id = args.refund.trim_start_matches('#');
+    let history = match ledger.lookup(id).and_then(|r| ledger.history(r.id)) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&history).unwrap_or_default()
+        )
+    } else {
+        print_history(&history, &mut out)
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// Runs `posbridge resolve`.
+pub fn resolve(args: ResolveArgs) -> ExitCode {
+    let mut ledger = match args.ledger.open() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let to = if args.succeeded {
+        RefundState::Succeeded
+    } else {
+        RefundState::Failed
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let cause = format!("operator {}: resolved as {to}: {}", operator(), args.note);
+    let result = ledger
+        .lookup(args.refund.trim_start_matches('#'))
+        .and_then(|r| ledger.resolve(r.id, to, &cause, now));
+    match result {
+        Ok(r) => {
+            println!(
+                "Refund #{} ({}) is now {}.",
+                r.id, r.original_merchant_refund_id, r.state
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// Runs `posbridge retry`.
+pub fn retry(args: RetryArgs) -> ExitCode {
+    let mut ledger = match args.ledger.open() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let refund = match ledger.lookup(args.refund.trim_start_matches('#')) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let result = match refund.state {
+        RefundState::Failed => {
+            let rrid = crate::bridge::new_refund_request_id();
+            ledger.new_attempt(
+                refund.id,
+                &rrid,
+                RefundState::Accepted,
+                &format!("operator {}: retry with a new refundRequestId", operator()),
+                now,
+            )
+        }
+        RefundState::NeedsAttention => {
+            return fail(format!(
+                "refund #{} needs attention: its first request may have gone through, so \
+                 retrying could refund twice. Check the provider's portal, then `posbridge resolve`.",
+                refund.id
+            ));
+        }
+        _ => ledger.due_now(
+            refund.id,
+            &format!("operator {}: retry now", operator()),
+            now,
+        ),
+    };
+    match result {
+        Ok(r) => {
+            println!(
+                "Refund #{} ({}) is {} and due now, refundRequestId {}.",
+                r.id, r.original_merchant_refund_id, r.state, r.refund_request_id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn parse_since(text: &str) -> Result<i64, String> {
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    let date: jiff::civil::Date = text.parse().map_err(|_| {
+        format!("--since: expected YYYY-MM-DD or an RFC 3339 instant, got {text:?}")
+    })?;
+    date.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|e| format!("--since: {e}"))
+}
+
+const CSV_HEADER: [&str; 20] = [
+    "ledger_id",
+    "terminal_id",
+    "original_merchant_refund_id",
+    "payment_id",
+    "amount_value",
+    "amount_currency",
+    "memo",
+    "provider",
+    "state",
+    "refund_request_id",
+    "provider_refund_id",
+    "refund_time",
+    "refunded_value",
+    "refunded_currency",
+    "result_code",
+    "result_message",
+    "accepted_at",
+    "updated_at",
+    "delivered_state",
+    "attempt_status",
+];
+
+/// Runs `posbridge export`.
+pub fn export(args: ExportArgs) -> ExitCode {
+    let ledger = match args.ledger.open() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let since = match args.since.as_deref().map(parse_since).transpose() {
+        Ok(s) => s.unwrap_or(0),
+        Err(e) => return fail(e),
+    };
+    let sink: Box<dyn Write> = match &args.output {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        },
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut error = None;
+    let result = match args.format {
+        Format::Jsonl => {
+            let mut sink = sink;
+            let n = ledger.export(since, |r| {
+                if error.is_none()
+                    && let Err(e) = serde_json::to_writer(&mut sink, r)
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| sink.write_all(b"\n").map_err(|e| e.to_string()))
+                {
+                    error = Some(e);
+                }
+            });
+            let _ = sink.flush();
+            n
+        }
+        Format::Csv => {
+            let mut writer = csv::Writer::from_writer(sink);
+            if let Err(e) = writer.write_record(CSV_HEADER) {
+                return fail(e);
+            }
+            let n = ledger.export(since, |r| {
+                let text = |v: &Option<String>| v.clone().unwrap_or_default();
+                let row = [
+                    r.id.to_string(),
+                    r.terminal_id.clone(),
+                    r.original_merchant_refund_id.clone(),
+                    r.payment_id.clone(),
+                    r.amount.map(|a| a.value.to_string()).unwrap_or_default(),
+                    r.amount.map(|a| a.currency.to_string()).unwrap_or_default(),
+                    text(&r.memo),
+                    r.provider.clone(),
+                    r.state.to_string(),
+                    r.refund_request_id.clone(),
+                    text(&r.provider_refund_id),
+                    text(&r.refund_time),
+                    r.refunded.map(|a| a.value.to_string()).unwrap_or_default(),
+                    r.refunded
+                        .map(|a| a.currency.to_string())
+                        .unwrap_or_default(),
+                    text(&r.result_code),
+                    text(&r.result_message),
+                    time(r.created_ms),
+                    time(r.updated_ms),
+                    r.delivered_state.map(|s| s.to_string()).unwrap_or_default(),
+                    r.attempt_status.to_string(),
+                ];
+                if error.is_none()
+                    && let Err(e) = writer.write_record(&row)
+                {
+                    error = Some(e.to_string());
+                }
+            });
+            if let Err(e) = writer.flush() {
+                error.get_or_insert(e.to_string());
+            }
+            n
+        }
+    };
+    match (result, error) {
+        (Ok(n), None) => {
+            if args.output.is_some() {
+                eprintln!("{n} refunds exported.");
+            }
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) => fail(e),
+        (_, Some(e)) => fail(e),
+    }
+}

@@ -1,0 +1,428 @@
+//! The daemon's configuration: one TOML file (`/etc/posbridge/posbridge.toml` unless
+//! `--config` says otherwise), documented key by key in `config/posbridge.example.toml`.
+//!
+//! Errors name the file, the line and the key, and say what was expected. They never
+//! quote a line's value, because it might be a secret.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::bridge::BridgeSettings;
+use crate::bridge::limits::Limits;
+use crate::bridge::policy::RetrySettings;
+use crate::bridge::texts::MessageOverrides;
+use crate::provider::ProviderConfig;
+use crate::transport::{DEFAULT_BAUD, TransportConfig, UsbConfig, parse_vid_pid};
+
+/// Where the configuration is looked for when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/posbridge/posbridge.toml";
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[ledger]`.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    /// `[[terminal]]`, one per terminal line.
+    #[serde(default, rename = "terminal")]
+    pub terminals: Vec<TerminalConfig>,
+    /// `[provider]`.
+    pub provider: ProviderConfig,
+    /// `[retry]`.
+    #[serde(default)]
+    pub retry: RetrySettings,
+    /// `[limits]`.
+    #[serde(default)]
+    pub limits: Limits,
+    /// `[messages]`.
+    #[serde(default)]
+    pub messages: MessageOverrides,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// `[metrics]`; absent means no metrics endpoint.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    /// `[shutdown]`.
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+}
+
+/// `[ledger]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// The SQLite file.
+    pub path: PathBuf,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> LedgerConfig {
+        LedgerConfig {
+            path: PathBuf::from("/var/lib/posbridge/ledger.sqlite"),
+        }
+    }
+}
+
+/// `[[terminal]]`: one terminal line, either a serial device or a USB id.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalConfig {
+    /// A name for logs.
+    pub name: Option<String>,
+    /// A serial device path.
+    pub device: Option<PathBuf>,
+    /// The serial line rate.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// A USB bulk terminal's `VID:PID`.
+    pub usb: Option<String>,
+    /// Its serial number, to choose among several.
+    pub usb_serial: Option<String>,
+    /// Its vendor interface number.
+    #[serde(default)]
+    pub usb_interface: u8,
+    /// Its bulk IN endpoint.
+    #[serde(default = "default_ep_in")]
+    pub usb_endpoint_in: u8,
+    /// Its bulk OUT endpoint.
+    #[serde(default = "default_ep_out")]
+    pub usb_endpoint_out: u8,
+}
+
+fn default_baud() -> u32 {
+    DEFAULT_BAUD
+}
+fn default_ep_in() -> u8 {
+    0x81
+}
+fn default_ep_out() -> u8 {
+    0x01
+}
+
+impl TerminalConfig {
+    /// The transport this entry names.
+    pub fn transport(&self) -> Result<TransportConfig, String> {
+        match (&self.device, &self.usb) {
+            (Some(path), None) => Ok(TransportConfig::Serial {
+                path: path.clone(),
+                baud: self.baud,
+            }),
+            (None, Some(ids)) => {
+                let (vid, pid) = parse_vid_pid(ids)?;
+                Ok(TransportConfig::Usb(UsbConfig {
+                    vid,
+                    pid,
+                    serial: self.usb_serial.clone(),
+                    interface: self.usb_interface,
+                    endpoint_in: self.usb_endpoint_in,
+                    endpoint_out: self.usb_endpoint_out,
+                }))
+            }
+            (Some(_), Some(_)) => Err("give either `device` or `usb`, not both".into()),
+            (None, None) => Err("give `device` (a serial path) or `usb` (VID:PID)".into()),
+        }
+    }
+
+    /// How logs name it.
+    pub fn label(&self) -> String {
+        match (&self.name, &self.device, &self.usb) {
+            (Some(name), _, _) => name.clone(),
+            (None, Some(path), _) => path.display().to_string(),
+            (None, None, Some(usb)) => format!("USB {usb}"),
+            (None, None, None) => "terminal".into(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `RUST_LOG`-style filter (`info`, `posbridge=debug`); `RUST_LOG` wins.
+    pub level: Option<String>,
+}
+
+/// `[metrics]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve Prometheus text (loopback only by default).
+    pub listen: SocketAddr,
+}
+
+/// `[shutdown]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// How long calls in flight may take to finish on SIGTERM, in milliseconds.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> ShutdownConfig {
+        ShutdownConfig { grace_ms: 20_000 }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The line, when one is to blame.
+    pub line: Option<usize>,
+    /// What is wrong, naming the key and what is expected.
+    pub message: String,
+}
+
+impl Config {
+    /// Reads and checks the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, &file)
+    }
+
+    /// Parses and checks a configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => locate(text, span.start),
+                None => (None, None),
+            };
+            let message = match key {
+                Some(key) => format!("`{key}`: {}", redact(e.message())),
+                None => redact(e.message()),
+            };
+            ConfigError {
+                file: file.to_owned(),
+                line,
+                message,
+            }
+        })?;
+        config.check().map_err(|(key, message)| ConfigError {
+            file: file.to_owned(),
+            line: key.as_deref().and_then(|k| line_of_key(text, k)),
+            message: match key {
+                Some(key) => format!("`{key}`: {message}"),
+                None => message,
+            },
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot: returns the offending key and why.
+    fn check(&self) -> Result<(), (Option<String>, String)> {
+        if self.terminals.is_empty() {
+            return Err((
+                None,
+                "no [[terminal]] is configured; add one with `device = \"/dev/posterminal0\"`"
+                    .into(),
+            ));
+        }
+        for (i, terminal) in self.terminals.iter().enumerate() {
+            terminal
+                .transport()
+                .map_err(|e| (Some(format!("terminal[{i}]")), e))?;
+        }
+        self.retry
+            .validate()
+            .map_err(|e| (Some("retry".into()), e))?;
+        self.limits
+            .validate()
+            .map_err(|e| (Some("limits".into()), e))?;
+        self.messages
+            .validate()
+            .map_err(|e| (Some("messages".into()), e))?;
+        if self.shutdown.grace_ms > 600_000 {
+            return Err((
+                Some("shutdown.grace_ms".into()),
+                "must be at most 600000 (10 minutes)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bridge's part.
+    pub fn bridge_settings(&self) -> BridgeSettings {
+        BridgeSettings {
+            retry: self.retry.clone(),
+            limits: self.limits.clone(),
+            messages: self.messages.clone(),
+        }
+    }
+}
+
+/// Drops the offending value from serde's "invalid type/value" messages: it might be
+/// a secret. `invalid type: integer `1234`, expected a string` keeps its kind and
+/// what was expected.
+fn redact(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((found, expected)) = rest.split_once(", expected ")
+        {
+            let kind = found.split_whitespace().next().unwrap_or("value");
+            return format!("{prefix}{kind}, expected {expected}");
+        }
+    }
+    message.to_owned()
+}
+
+/// The line of a byte offset, and the dotted key defined on that line (the table
+/// headers above it give the prefix).
+fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_no = before.matches('\n').count() + 1;
+    let mut table = String::new();
+    let mut key = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if i + 1 > line_no {
+            break;
+        }
+        if let Some(header) = trimmed.strip_prefix('[') {
+            table = header
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .to_owned();
+            if i + 1 == line_no {
+                key = Some(table.clone());
+            }
+            continue;
+        }
+        if i + 1 == line_no
+            && let Some((name, _)) = trimmed.split_once('=')
+        {
+            let name = name.trim();
+            key = Some(if table.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{table}.{name}")
+            });
+        }
+    }
+    (Some(line_no), key)
+}
+
+/// The line where a dotted key's table or key appears, for errors found after parsing.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let table = key.split('[').next().unwrap_or(key);
+    text.lines()
+        .position(|line| {
+            let t = line.trim();
+            t.strip_prefix('[')
+                .map(|h| h.trim_start_matches('[').trim_end_matches(']').trim() == table)
+                .unwrap_or(false)
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[ledger]
+path = "/tmp/ledger.sqlite"
+
+[[terminal]]
+device = "/dev/posterminal0"
+
+[provider]
+kind = "paymentoptions"
+base_url = "https://api.example.com/api/v1"
+api_key = "k"
+merchant_id = "M1"
+
+[limits.per_refund]
+USD = 50000
+"#;
+
+    #[test]
+    fn a_good_file_loads() {
+        let config = Config::parse(GOOD, "posbridge.toml").unwrap();
+        assert_eq!(config.terminals.len(), 1);
+        assert_eq!(config.terminals[0].baud, 115_200);
+        assert!(matches!(
+            config.terminals[0].transport(),
+            Ok(TransportConfig::Serial { .. })
+        ));
+        assert_eq!(
+            config.bridge_settings().limits.per_refund.get("USD"),
+            Some(&50000)
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (GOOD.replace("device = ", "devise = "), 6, "terminal.devise"),
+            (
+                GOOD.replace("USD = 50000", "USD = \"lots\""),
+                15,
+                "limits.per_refund.USD",
+            ),
+            (
+                GOOD.replace("path = \"/tmp/ledger.sqlite\"", "path = 7"),
+                3,
+                "ledger.path",
+            ),
+            (GOOD.replace("[ledger]", "[ledgre]"), 2, "ledgre"),
+        ];
+        for (text, line, key) in cases {
+            let err = Config::parse(&text, "/etc/posbridge/posbridge.toml").unwrap_err();
+            let shown = err.to_string();
+            assert_eq!(err.line, Some(line), "{shown}");
+            assert!(
+                shown.starts_with(&format!("/etc/posbridge/posbridge.toml:{line}: ")),
+                "{shown}"
+            );
+            assert!(shown.contains(key), "{shown}");
+        }
+    }
+
+    #[test]
+    fn meaning_is_checked_after_types() {
+        let both = GOOD.replace(
+            "device = \"/dev/posterminal0\"",
+            "device = \"/dev/posterminal0\"\nusb = \"0b00:3070\"",
+        );
+        let err = Config::parse(&both, "f").unwrap_err();
+        assert!(err.message.contains("not both"), "{err}");
+        assert_eq!(err.line, Some(5), "{err}");
+        let none = GOOD.replace("[[terminal]]\ndevice = \"/dev/posterminal0\"\n", "");
+        assert!(
+            Config::parse(&none, "f")
+                .unwrap_err()
+                .message
+                .contains("[[terminal]]")
+        );
+        let bad_usb = GOOD.replace("device = \"/dev/posterminal0\"", "usb = \"0b00\"");
+        assert!(
+            Config::parse(&bad_usb, "f")
+                .unwrap_err()
+                .message
+                .contains("VID:PID")
+        );
+        let bad_limit = GOOD.replace("USD = 50000", "usd = 50000");
+        let err = Config::parse(&bad_limit, "f").unwrap_err();
+        assert!(err.message.contains("limits.per_refund.usd"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_not_quoted() {
+        let text = GOOD.replace("api_key = \"k\"", "api_key = 12345678");
+        let err = Config::parse(&text, "f").unwrap_err();
+        assert!(!err.to_string().contains("12345678"), "{err}");
+    }
+}

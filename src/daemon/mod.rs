@@ -1,0 +1,4 @@
+//! The daemon: `posbridge run` — configuration in, ledger opened, bridge and terminal
+//! lines started, and a clean stop on SIGTERM.
+
+pub mod run;

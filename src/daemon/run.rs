@@ -1,0 +1,100 @@
+//! `posbridge run`: the service's main loop.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::bridge::Bridge;
+use crate::config::Config;
+use crate::ledger::{Ledger, LedgerHandle};
+use crate::provider::antom::notify::NotifyReceiver;
+use crate::provider::{ProviderConfig, build_provider};
+use crate::transport::Reopen;
+
+/// How often a terminal line that is away is looked for again.
+const REOPEN_EVERY: Duration = Duration::from_millis(500);
+
+/// What stopped the daemon from starting, with the words an operator needs.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// A running daemon.
+pub struct Daemon {
+    /// The bridge.
+    pub bridge: Bridge,
+    notify: Option<NotifyReceiver>,
+    grace: Duration,
+}
+
+impl Daemon {
+    /// Opens the ledger, builds the provider, and starts the bridge on every
+    /// configured terminal line.
+    pub async fn start(config: &Config) -> Result<Daemon, StartError> {
+        let ledger = Ledger::open(&config.ledger.path).map_err(|e| StartError(e.to_string()))?;
+        let ledger = LedgerHandle::spawn(ledger).map_err(|e| StartError(e.to_string()))?;
+        let provider: Arc<dyn crate::provider::Provider> =
+            build_provider(&config.provider).map_err(|e| StartError(e.to_string()))?;
+        let bridge = Bridge::start(ledger, provider, config.bridge_settings());
+        for terminal in &config.terminals {
+            let transport = terminal.transport().map_err(StartError)?;
+            tracing::info!(terminal = %terminal.label(), line = %transport, "serving terminal line");
+            let baud = transport.baud();
+            bridge.serve(Reopen::new(transport, REOPEN_EVERY), baud, None);
+        }
+        let notify = match &config.provider {
+            ProviderConfig::Antom(antom) => match &antom.notify {
+                Some(notify) => {
+                    let key = antom
+                        .load_antom_public_key()
+                        .map_err(|e| StartError(format!("notifyRefund: {e}")))?;
+                    let (tx, rx) = mpsc::channel(64);
+                    let receiver = NotifyReceiver::start(notify, &antom.client_id, key, tx)
+                        .await
+                        .map_err(|e| {
+                            StartError(format!("notifyRefund receiver on {}: {e}", notify.listen))
+                        })?;
+                    tracing::info!(listen = %receiver.local_addr(), path = %notify.path, "notifyRefund receiver on");
+                    bridge.consume_notifications(rx);
+                    Some(receiver)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        Ok(Daemon {
+            bridge,
+            notify,
+            grace: Duration::from_millis(config.shutdown.grace_ms),
+        })
+    }
+
+    /// Stops cleanly: no new requests, calls in flight finish (or are left to resume).
+    pub async fn stop(self) {
+        if let Some(notify) = self.notify {
+            notify.shutdown().await;
+        }
+        self.bridge.shutdown(self.grace).await;
+    }
+}
+
+/// Runs the daemon from the configuration at `path` until SIGTERM or Ctrl-C.
+pub async fn run(path: &Path) -> Result<(), StartError> {
+    let config = Config::load(path).map_err(|e| StartError(e.to_string()))?;
+    crate::cli::init_logging(config.log.level.as_deref().unwrap_or("info"));
+    let daemon = Daemon::start(&config).await?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        terminals = config.terminals.len(),
+        provider = config.provider.name(),
+        ledger = %config.ledger.path.display(),
+        "posbridge running"
+    );
+    crate::cli::stop_signal().await;
+    tracing::info!("stopping");
+    daemon.stop().await;
+    tracing::info!("stopped");
+    Ok(())
+}
