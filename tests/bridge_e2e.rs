@@ -366,7 +366,7 @@ async fn limits_refuse_with_a_clear_error_and_record_nothing() {
         .await;
     assert_eq!(error.code, "LIMIT_EXCEEDED");
     assert!(error.message.contains("50.00 USD"), "{}", error.message);
-    let screen = w.wait_for("the limit display", |e| display_lines(e)).await;
+    let screen = w.wait_for("the limit display", display_lines).await;
     assert_eq!(screen.first().map(String::as_str), Some("Over the limit"));
     w.refund("REF-A", "PAY-1", Some(5000));
     assert_eq!(w.final_update("REF-A").await.state, RefundState::Succeeded);
