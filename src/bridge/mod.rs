@@ -213,6 +213,8 @@ pub struct BridgeStats {
     pub own_latency: Histogram,
     /// Provider call durations.
     pub cloud_latency: Histogram,
+    /// How long recording a new refund took (the terminal's ACK waits for it).
+    pub record_latency: Histogram,
     /// Refunds recorded.
     pub accepted: AtomicU64,
     /// REFUNDs refused (invalid, duplicate mismatch, limits).
@@ -229,6 +231,9 @@ struct Inner {
     sessions: Mutex<HashMap<String, SessionEntry>>,
     next_session: AtomicU64,
     wake: Notify,
+    /// Refunds just recorded that nothing holds back: sent without waiting for the
+    /// scheduler's next look at the ledger.
+    fresh: mpsc::UnboundedSender<RefundRecord>,
     stop: CancellationToken,
     /// When each recorded-but-unsent refund's REFUND frame arrived.
     arrivals: Mutex<HashMap<i64, Instant>>,
@@ -269,6 +274,7 @@ impl Bridge {
             supports_inquiry: provider.supports_inquiry(),
         };
         let catalogue = Catalogue::new(settings.messages.clone());
+        let (fresh, fresh_rx) = mpsc::unbounded_channel();
         let bridge = Bridge {
             inner: Arc::new(Inner {
                 ledger,
@@ -283,13 +289,14 @@ impl Bridge {
                 sessions: Mutex::new(HashMap::new()),
                 next_session: AtomicU64::new(1),
                 wake: Notify::new(),
+                fresh,
                 stop: CancellationToken::new(),
                 arrivals: Mutex::new(HashMap::new()),
                 stats: BridgeStats::default(),
                 stats_in_flight: AtomicUsize::new(0),
             }),
         };
-        tokio::spawn(worker::run(bridge.clone()));
+        tokio::spawn(worker::run(bridge.clone(), fresh_rx));
         tokio::spawn(session::sweep(bridge.clone()));
         bridge
     }

@@ -378,11 +378,17 @@ async fn refund_received(
         daily_limit: daily,
     };
     let now = now_ms();
+    let recording = Instant::now();
     let result = bridge
         .inner
         .ledger
         .call(move |l| l.accept(&new, &policy, now))
         .await;
+    bridge
+        .inner
+        .stats
+        .record_latency
+        .record(recording.elapsed());
     // On disk (or refused): only now may the terminal hear the frame arrived.
     drop(delivery);
     match result {
@@ -403,7 +409,11 @@ async fn refund_received(
                 arrivals.insert(refund.id, arrived);
             }
             send_update(bridge, out, &refund, t.display);
-            bridge.inner.wake.notify_one();
+            if waits_for_earlier {
+                bridge.inner.wake.notify_one();
+            } else {
+                let _ = bridge.inner.fresh.send(refund);
+            }
         }
         Ok(Acceptance::Duplicate(existing)) => {
             tracing::info!(terminal = %t.id, refund = %id, "repeated REFUND answered from the ledger");

@@ -28,8 +28,24 @@ pub(super) fn in_flight(bridge: &Bridge) -> usize {
     bridge.inner.stats_in_flight.load(Ordering::Relaxed)
 }
 
+/// Starts work on a refund, noting it as in flight.
+fn dispatch(
+    bridge: &Bridge,
+    refund: RefundRecord,
+    working: &mut HashMap<i64, String>,
+    done: &mpsc::UnboundedSender<i64>,
+) {
+    working.insert(refund.id, refund.payment_id.clone());
+    let (bridge, done) = (bridge.clone(), done.clone());
+    tokio::spawn(async move {
+        let id = refund.id;
+        work(&bridge, refund).await;
+        let _ = done.send(id);
+    });
+}
+
 /// Runs until the bridge stops.
-pub(super) async fn run(bridge: Bridge) {
+pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<RefundRecord>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<i64>();
     // Refund → payment of everything being worked on.
     let mut working: HashMap<i64, String> = HashMap::new();
@@ -37,9 +53,15 @@ pub(super) async fn run(bridge: Bridge) {
     // their own: ten thousand queued refunds must not each knock on a dead line.
     let mut probes = 0u32;
     let mut next_probe = Instant::now();
+    // Whether to look at the ledger for due refunds, and whether the last look left
+    // some behind (so a finished one may free the way for them).
+    let mut look = true;
+    let mut backlog = false;
+    let mut next_due = None;
     loop {
         while let Ok(id) = done_rx.try_recv() {
             working.remove(&id);
+            look |= backlog;
         }
         bridge
             .inner
@@ -59,9 +81,9 @@ pub(super) async fn run(bridge: Bridge) {
             0
         };
         let now = now_ms();
-        let mut next_due = None;
-        if capacity > 0 {
-            let fetch = capacity + working.len();
+        if look && capacity > 0 {
+            look = false;
+            let fetch = capacity + working.len() + 1;
             let due = bridge.inner.ledger.call(move |l| {
                 let due = l.due(now, fetch)?;
                 let next = l.next_due_ms()?;
@@ -71,28 +93,22 @@ pub(super) async fn run(bridge: Bridge) {
                 Ok((due, next)) => {
                     next_due = next;
                     let mut started = 0;
+                    let mut left = 0;
                     for refund in due {
-                        if started == capacity {
-                            break;
-                        }
-                        if working.contains_key(&refund.id)
-                            || working.values().any(|p| *p == refund.payment_id)
-                        {
+                        let busy = working.contains_key(&refund.id)
+                            || working.values().any(|p| *p == refund.payment_id);
+                        if busy {
+                            left += usize::from(!working.contains_key(&refund.id));
                             continue;
                         }
-                        working.insert(refund.id, refund.payment_id.clone());
+                        if started == capacity {
+                            left += 1;
+                            continue;
+                        }
+                        dispatch(&bridge, refund, &mut working, &done_tx);
                         started += 1;
-                        let (bridge, done) = (bridge.clone(), done_tx.clone());
-                        tokio::spawn(async move {
-                            let id = refund.id;
-                            work(&bridge, refund).await;
-                            let _ = done.send(id);
-                        });
                     }
-                    bridge
-                        .inner
-                        .stats_in_flight
-                        .store(working.len(), Ordering::Relaxed);
+                    backlog = left > 0 || started == capacity;
                     if started > 0 && !online {
                         let retry = &bridge.inner.settings.retry;
                         let jitter = rand::rng().random::<f64>();
@@ -104,9 +120,6 @@ pub(super) async fn run(bridge: Bridge) {
                         );
                         probes = probes.saturating_add(1);
                         next_probe = Instant::now() + Duration::from_millis(wait);
-                    }
-                    if started > 0 {
-                        continue;
                     }
                 }
                 Err(e) => tracing::error!("reading due refunds: {e}"),
@@ -126,9 +139,27 @@ pub(super) async fn run(bridge: Bridge) {
             );
         }
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = bridge.inner.wake.notified() => {}
-            Some(id) = done_rx.recv() => { working.remove(&id); }
+            _ = tokio::time::sleep(wait) => look = true,
+            _ = bridge.inner.wake.notified() => look = true,
+            Some(id) = done_rx.recv() => {
+                working.remove(&id);
+                look |= backlog;
+            }
+            Some(refund) = fresh.recv() => {
+                // Sent at once if nothing holds it back; otherwise the next look at
+                // the ledger finds it.
+                let free = bridge.inner.cloud.online.load(Ordering::Relaxed)
+                    && working.len() < concurrency
+                    && !working.contains_key(&refund.id)
+                    && !working.values().any(|p| *p == refund.payment_id)
+                    && !bridge.inner.stop.is_cancelled();
+                if free {
+                    dispatch(&bridge, refund, &mut working, &done_tx);
+                } else {
+                    look = true;
+                    backlog = true;
+                }
+            }
             _ = bridge.inner.stop.cancelled() => {}
         }
     }
@@ -244,11 +275,16 @@ async fn submit(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerErro
             ),
         }
     }
-    let (id, attempt, now) = (refund.id, refund.attempt_id, now_ms());
+    let (id, attempt, seen, now) = (
+        refund.id,
+        refund.attempt_id,
+        refund.attempt_status,
+        now_ms(),
+    );
     bridge
         .inner
         .ledger
-        .call(move |l| l.begin_send(id, attempt, now))
+        .call(move |l| l.begin_send(id, attempt, seen, now))
         .await?;
     let request = RefundRequest {
         refund_request_id: refund.refund_request_id.clone(),

@@ -94,7 +94,21 @@ pub async fn run(path: &Path) -> Result<(), StartError> {
     );
     crate::cli::stop_signal().await;
     tracing::info!("stopping");
+    let bridge = daemon.bridge.clone();
     daemon.stop().await;
-    tracing::info!("stopped");
+    let stats = bridge.stats();
+    let micros = |q: f64, h: &crate::bridge::Histogram| {
+        h.quantile(q).map(|d| d.as_micros() as u64).unwrap_or(0)
+    };
+    tracing::info!(
+        refunds_sent = stats.own_latency.count(),
+        own_latency_p50_us = micros(0.5, &stats.own_latency),
+        own_latency_p99_us = micros(0.99, &stats.own_latency),
+        cloud_latency_p50_us = micros(0.5, &stats.cloud_latency),
+        cloud_latency_p99_us = micros(0.99, &stats.cloud_latency),
+        record_latency_p50_us = micros(0.5, &stats.record_latency),
+        record_latency_p99_us = micros(0.99, &stats.record_latency),
+        "stopped"
+    );
     Ok(())
 }

@@ -18,6 +18,9 @@ type Job = Box<dyn FnOnce(&mut Ledger) -> Finish + Send>;
 /// Most calls grouped into one commit.
 const MAX_BATCH: usize = 256;
 
+/// How often the write-ahead log is folded into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The ledger for async code. Cheap to clone; the thread stops when every clone is
 /// dropped.
 #[derive(Clone)]
@@ -26,16 +29,37 @@ pub struct LedgerHandle {
 }
 
 impl LedgerHandle {
-    /// Moves the ledger onto its own thread.
-    pub fn spawn(ledger: Ledger) -> Result<LedgerHandle, LedgerError> {
+    /// Moves the ledger onto its own thread, with a second thread that checkpoints
+    /// the write-ahead log into the database file in the background, so commits on
+    /// the refund path never wait for a checkpoint.
+    pub fn spawn(mut ledger: Ledger) -> Result<LedgerHandle, LedgerError> {
+        let thread_error = |e: std::io::Error| LedgerError::File {
+            path: "ledger thread".into(),
+            reason: e.to_string(),
+        };
+        let mut checkpointer = ledger.checkpointer()?;
+        ledger.leave_checkpoints_to_background()?;
         let (jobs, queue) = std_mpsc::channel::<Job>();
+        let (stop_tx, stop_rx) = std_mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || run(ledger, queue))
-            .map_err(|e| LedgerError::File {
-                path: "ledger thread".into(),
-                reason: e.to_string(),
-            })?;
+            .spawn(move || {
+                run(ledger, queue);
+                drop(stop_tx);
+            })
+            .map_err(thread_error)?;
+        std::thread::Builder::new()
+            .name("ledger-checkpoint".into())
+            .spawn(move || {
+                // Ends when the ledger thread ends (its sender is dropped).
+                while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = checkpointer.checkpoint() {
+                        tracing::warn!("ledger checkpoint: {e}");
+                    }
+                }
+                let _ = checkpointer.checkpoint();
+            })
+            .map_err(thread_error)?;
         Ok(LedgerHandle { jobs })
     }
 

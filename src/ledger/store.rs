@@ -85,7 +85,9 @@ impl Ledger {
         }
         let mut conn = Connection::open(path).map_err(|e| file_error(path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode: String = conn
+            .prepare_cached("PRAGMA journal_mode = WAL")?
+            .query_row([], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(file_error(
                 path,
@@ -109,6 +111,20 @@ impl Ledger {
     #[cfg(test)]
     pub(super) fn conn_for_tests(&self) -> &Connection {
         &self.conn
+    }
+
+    /// A second connection to the same file, for background checkpoints.
+    pub(super) fn checkpointer(&self) -> Result<Checkpointer, LedgerError> {
+        let conn = Connection::open(&self.path).map_err(|e| file_error(&self.path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Checkpointer { conn })
+    }
+
+    /// Leaves checkpoints to a [`Checkpointer`]: commits then only append to the
+    /// write-ahead log. A large automatic threshold stays as a safety net.
+    pub(super) fn leave_checkpoints_to_background(&mut self) -> Result<(), LedgerError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 20_000)?;
+        Ok(())
     }
 
     /// Starts a transaction that groups the next operations into one commit.
@@ -148,13 +164,16 @@ impl Ledger {
             });
         }
         if let (Some(limit), Some(amount)) = (policy.daily_limit, new.amount) {
-            let used: i64 = sp.query_row(
-                "SELECT COALESCE(SUM(amount_value), 0) FROM refunds \
+            let used: i64 = sp
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(amount_value), 0) FROM refunds \
                  WHERE terminal_id = ?1 AND amount_currency = ?2 AND created_ms >= ?3 \
                  AND state != 'FAILED'",
-                params![new.terminal_id, amount.currency.as_str(), limit.since_ms],
-                |r| r.get(0),
-            )?;
+                )?
+                .query_row(
+                    params![new.terminal_id, amount.currency.as_str(), limit.since_ms],
+                    |r| r.get(0),
+                )?;
             if used.saturating_add(amount.value) > limit.max.value {
                 return Ok(Acceptance::OverDailyLimit {
                     max: limit.max,
@@ -162,11 +181,9 @@ impl Ledger {
                 });
             }
         }
-        let waits_for_earlier: bool = sp.query_row(
-            &format!(
+        let waits_for_earlier: bool = sp.prepare_cached(&format!(
                 "SELECT EXISTS (SELECT 1 FROM refunds WHERE payment_id = ?1 AND state IN {OPEN_STATES})"
-            ),
-            params![new.payment_id],
+            ))?.query_row(params![new.payment_id],
             |r| r.get(0),
         )?;
         let state = if policy.queued {
@@ -174,29 +191,27 @@ impl Ledger {
         } else {
             RefundState::Accepted
         };
-        sp.execute(
+        sp.prepare_cached(
             "INSERT INTO refunds (terminal_id, original_merchant_refund_id, payment_id, \
              amount_value, amount_currency, memo, provider, state, attempt_id, created_ms, \
              updated_ms, next_action_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?9, ?9)",
-            params![
-                new.terminal_id,
-                new.original_merchant_refund_id,
-                new.payment_id,
-                new.amount.map(|a| a.value),
-                new.amount.map(|a| a.currency.as_str().to_owned()),
-                new.memo,
-                policy.provider,
-                state.as_str(),
-                now_ms,
-            ],
-        )?;
+        )?
+        .execute(params![
+            new.terminal_id,
+            new.original_merchant_refund_id,
+            new.payment_id,
+            new.amount.map(|a| a.value),
+            new.amount.map(|a| a.currency.as_str().to_owned()),
+            new.memo,
+            policy.provider,
+            state.as_str(),
+            now_ms,
+        ])?;
         let id = sp.last_insert_rowid();
         let attempt_id = insert_attempt(&sp, id, &policy.refund_request_id, now_ms)?;
-        sp.execute(
-            "UPDATE refunds SET attempt_id = ?1 WHERE id = ?2",
-            params![attempt_id, id],
-        )?;
+        sp.prepare_cached("UPDATE refunds SET attempt_id = ?1 WHERE id = ?2")?
+            .execute(params![attempt_id, id])?;
         insert_transition(
             &sp,
             id,
@@ -217,22 +232,36 @@ impl Ledger {
 
     /// Notes, before a request leaves, that the attempt is being sent: if the bridge
     /// stops before the outcome is recorded, the attempt reads as possibly sent.
+    ///
+    /// A compare-and-set: it succeeds only if the refund is still waiting to be sent
+    /// and the attempt is still in the status the caller saw, so a caller holding an
+    /// old copy of the refund can never send it a second time.
     pub fn begin_send(
         &mut self,
         refund_id: i64,
         attempt_id: i64,
+        seen: AttemptStatus,
         now_ms: i64,
     ) -> Result<(), LedgerError> {
         let sp = self.conn.savepoint()?;
-        let changed = sp.execute(
-            "UPDATE attempts SET status = 'SENDING', sends = sends + 1, last_sent_ms = ?1 \
-             WHERE id = ?2 AND refund_id = ?3",
-            params![now_ms, attempt_id, refund_id],
-        )?;
+        let changed = sp
+            .prepare_cached(
+                "UPDATE attempts SET status = 'SENDING', sends = sends + 1, last_sent_ms = ?1 \
+             WHERE id = ?2 AND refund_id = ?3 AND status = ?4 \
+             AND EXISTS (SELECT 1 FROM refunds WHERE id = ?3 AND attempt_id = ?2 \
+                         AND state IN ('ACCEPTED', 'QUEUED'))",
+            )?
+            .execute(params![now_ms, attempt_id, refund_id, seen.as_str()])?;
         if changed != 1 {
-            return Err(LedgerError::NotFound(format!(
-                "attempt {attempt_id} of refund {refund_id}"
-            )));
+            let current = get(&sp, refund_id)?;
+            return Err(LedgerError::NotAllowed {
+                id: refund_id,
+                state: current.state.to_string(),
+                what: format!(
+                    "attempt {attempt_id} is {} (expected {seen}); not sent again",
+                    current.attempt_status
+                ),
+            });
         }
         sp.commit()?;
         Ok(())
@@ -275,38 +304,38 @@ impl Ledger {
             Some((code, message)) => (Some(code.clone()), Some(message.clone())),
             None => (current.result_code.clone(), current.result_message.clone()),
         };
-        sp.execute(
+        sp.prepare_cached(
             "UPDATE refunds SET state = ?1, next_action_ms = ?2, tries = ?3, \
              provider_refund_id = ?4, refund_time = ?5, refunded_value = ?6, \
              refunded_currency = ?7, result_code = ?8, result_message = ?9, updated_ms = ?10 \
              WHERE id = ?11",
-            params![
-                state.as_str(),
-                next_action,
-                change.tries.unwrap_or(current.tries),
-                change
-                    .provider_refund_id
-                    .clone()
-                    .or(current.provider_refund_id.clone()),
-                change.refund_time.clone().or(current.refund_time.clone()),
-                refunded.map(|a| a.value),
-                refunded.map(|a| a.currency.as_str().to_owned()),
-                code,
-                message,
-                now_ms,
-                refund_id,
-            ],
-        )?;
+        )?
+        .execute(params![
+            state.as_str(),
+            next_action,
+            change.tries.unwrap_or(current.tries),
+            change
+                .provider_refund_id
+                .clone()
+                .or(current.provider_refund_id.clone()),
+            change.refund_time.clone().or(current.refund_time.clone()),
+            refunded.map(|a| a.value),
+            refunded.map(|a| a.currency.as_str().to_owned()),
+            code,
+            message,
+            now_ms,
+            refund_id,
+        ])?;
         if change.attempt.is_some() || change.outcome.is_some() {
-            sp.execute(
+            sp.prepare_cached(
                 "UPDATE attempts SET status = COALESCE(?1, status), \
                  last_outcome = COALESCE(?2, last_outcome) WHERE id = ?3",
-                params![
-                    change.attempt.map(AttemptStatus::as_str),
-                    change.outcome,
-                    attempt_id
-                ],
-            )?;
+            )?
+            .execute(params![
+                change.attempt.map(AttemptStatus::as_str),
+                change.outcome,
+                attempt_id
+            ])?;
         }
         insert_transition(
             &sp,
@@ -343,11 +372,11 @@ impl Ledger {
             });
         }
         let attempt_id = insert_attempt(&sp, refund_id, refund_request_id, now_ms)?;
-        sp.execute(
+        sp.prepare_cached(
             "UPDATE refunds SET attempt_id = ?1, state = ?2, next_action_ms = ?3, tries = 0, \
              result_code = NULL, result_message = NULL, updated_ms = ?3 WHERE id = ?4",
-            params![attempt_id, state.as_str(), now_ms, refund_id],
-        )?;
+        )?
+        .execute(params![attempt_id, state.as_str(), now_ms, refund_id])?;
         insert_transition(
             &sp,
             refund_id,
@@ -383,10 +412,10 @@ impl Ledger {
                 what: "only a refund the bridge is still working on can be made due now".into(),
             });
         }
-        sp.execute(
+        sp.prepare_cached(
             "UPDATE refunds SET next_action_ms = ?1, tries = 0, updated_ms = ?1 WHERE id = ?2",
-            params![now_ms, refund_id],
-        )?;
+        )?
+        .execute(params![now_ms, refund_id])?;
         insert_transition(
             &sp,
             refund_id,
@@ -426,14 +455,12 @@ impl Ledger {
                 what: format!("it can be resolved as SUCCEEDED or FAILED, not {to}"),
             });
         }
-        sp.execute(
+        sp.prepare_cached(
             "UPDATE refunds SET state = ?1, next_action_ms = NULL, updated_ms = ?2 WHERE id = ?3",
-            params![to.as_str(), now_ms, refund_id],
-        )?;
-        sp.execute(
-            "UPDATE attempts SET status = 'DONE' WHERE id = ?1",
-            params![current.attempt_id],
-        )?;
+        )?
+        .execute(params![to.as_str(), now_ms, refund_id])?;
+        sp.prepare_cached("UPDATE attempts SET status = 'DONE' WHERE id = ?1")?
+            .execute(params![current.attempt_id])?;
         insert_transition(
             &sp,
             refund_id,
@@ -458,10 +485,7 @@ impl Ledger {
         now_ms: i64,
     ) -> Result<bool, LedgerError> {
         let sp = self.conn.savepoint()?;
-        let changed = sp.execute(
-            "UPDATE refunds SET delivered_state = ?1, delivered_ms = ?2 WHERE id = ?3 AND state = ?1",
-            params![state.as_str(), now_ms, refund_id],
-        )?;
+        let changed = sp.prepare_cached("UPDATE refunds SET delivered_state = ?1, delivered_ms = ?2 WHERE id = ?3 AND state = ?1")?.execute(params![state.as_str(), now_ms, refund_id])?;
         sp.commit()?;
         Ok(changed == 1)
     }
@@ -483,10 +507,10 @@ impl Ledger {
         };
         let mut moved = Vec::with_capacity(ids.len());
         for (id, attempt_id) in ids {
-            sp.execute(
+            sp.prepare_cached(
                 "UPDATE refunds SET state = 'QUEUED', updated_ms = ?1 WHERE id = ?2",
-                params![now_ms, id],
-            )?;
+            )?
+            .execute(params![now_ms, id])?;
             insert_transition(
                 &sp,
                 id,
@@ -506,10 +530,7 @@ impl Ledger {
     /// Makes every QUEUED refund due now: the cloud is back.
     pub fn requeue_now(&mut self, now_ms: i64) -> Result<usize, LedgerError> {
         let sp = self.conn.savepoint()?;
-        let n = sp.execute(
-            "UPDATE refunds SET next_action_ms = ?1 WHERE state = 'QUEUED' AND next_action_ms > ?1",
-            params![now_ms],
-        )?;
+        let n = sp.prepare_cached("UPDATE refunds SET next_action_ms = ?1 WHERE state = 'QUEUED' AND next_action_ms > ?1")?.execute(params![now_ms])?;
         sp.commit()?;
         Ok(n)
     }
@@ -589,12 +610,13 @@ impl Ledger {
 
     /// When the next refund falls due, if any is waiting.
     pub fn next_due_ms(&self) -> Result<Option<i64>, LedgerError> {
-        Ok(self.conn.query_row(
-            "SELECT MIN(next_action_ms) FROM refunds \
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(next_action_ms) FROM refunds \
              WHERE state IN ('ACCEPTED', 'QUEUED', 'PROCESSING')",
-            [],
-            |r| r.get(0),
-        )?)
+            )?
+            .query_row([], |r| r.get(0))?)
     }
 
     /// A terminal's refunds whose final state it has not acknowledged, oldest first.
@@ -652,12 +674,13 @@ impl Ledger {
                 (s.as_str().to_owned(), n.max(0) as u64)
             })
             .collect();
-        let (unfinished, oldest): (i64, Option<i64>) = self.conn.query_row(
-            "SELECT COUNT(*), MIN(created_ms) FROM refunds \
+        let (unfinished, oldest): (i64, Option<i64>) = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), MIN(created_ms) FROM refunds \
              WHERE state IN ('ACCEPTED', 'QUEUED', 'PROCESSING')",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(Counts {
             by_state,
             unfinished: unfinished.max(0) as u64,
@@ -758,6 +781,20 @@ impl Ledger {
     }
 }
 
+/// Folds the write-ahead log into the database file without blocking writers.
+pub(super) struct Checkpointer {
+    conn: Connection,
+}
+
+impl Checkpointer {
+    /// A passive checkpoint: copies what no reader still needs, never waits.
+    pub(super) fn checkpoint(&mut self) -> Result<(), LedgerError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
 fn corrupt(id: i64, what: String) -> LedgerError {
     LedgerError::Corrupt { id, what }
 }
@@ -768,11 +805,11 @@ fn insert_attempt(
     refund_request_id: &str,
     now_ms: i64,
 ) -> Result<i64, LedgerError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO attempts (refund_id, refund_request_id, status, created_ms) \
          VALUES (?1, ?2, 'NEW', ?3)",
-        params![refund_id, refund_request_id, now_ms],
-    )?;
+    )?
+    .execute(params![refund_id, refund_request_id, now_ms])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -787,10 +824,8 @@ fn insert_transition(
     result_code: Option<&str>,
     attempt_id: Option<i64>,
 ) -> Result<(), LedgerError> {
-    conn.execute(
-        "INSERT INTO transitions (refund_id, at_ms, from_state, to_state, cause, result_code, attempt_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+    conn.prepare_cached("INSERT INTO transitions (refund_id, at_ms, from_state, to_state, cause, result_code, attempt_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(params![
             refund_id,
             at_ms,
             from.map(RefundState::as_str),
@@ -798,8 +833,7 @@ fn insert_transition(
             cause,
             result_code,
             attempt_id
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 

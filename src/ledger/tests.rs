@@ -209,7 +209,14 @@ fn sending_is_remembered_for_after_a_crash() {
             .accept(&new_refund("R1", "P1", 1), &policy("A"), 10)
             .unwrap(),
     );
-    ledger.begin_send(r.id, r.attempt_id, 20).unwrap();
+    ledger
+        .begin_send(r.id, r.attempt_id, AttemptStatus::New, 20)
+        .unwrap();
+    // A second sender holding the old copy is turned away.
+    assert!(matches!(
+        ledger.begin_send(r.id, r.attempt_id, AttemptStatus::New, 21),
+        Err(LedgerError::NotAllowed { .. })
+    ));
     drop(ledger);
     let ledger = Ledger::open(&dir.path().join("state/ledger.sqlite")).unwrap();
     let doubt = ledger.in_doubt().unwrap();

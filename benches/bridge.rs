@@ -1,0 +1,333 @@
+//! The bridge's full path under load: `posbridge run` (release build) serving 8
+//! emulated terminals on pseudo-terminal lines, sending to the cloud simulator.
+//!
+//! Run with `cargo bench --bench bridge` (add `-- --refunds N --queued M` to change the
+//! sizes). It reports, for docs/PERFORMANCE.md:
+//! - refunds/s sustained, from the first REFUND sent to the last final state seen;
+//! - the bridge's own latency, REFUND frame in → provider request out (p50/p99, as
+//!   the bridge measures it and logs when it stops);
+//! - the bridge process's peak RSS with 8 terminals, and with 10,000 refunds queued
+//!   while the cloud is down, and how fast that queue drains when it returns.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use posbridge::link::OneShot;
+use posbridge::message::{Message, Refund, RefundState};
+use posbridge::money::{Amount, Currency};
+use posbridge::sim::cloud::ledger::PaymentSeed;
+use posbridge::sim::cloud::{CloudSim, demo};
+use posbridge::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
+use posbridge::transport::{PtyLink, open_pty};
+use tokio::sync::mpsc;
+
+const TERMINALS: usize = 8;
+
+struct Args {
+    refunds: usize,
+    queued: usize,
+    rate: f64,
+    provider: &'static str,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        refunds: 6000,
+        queued: 10_000,
+        rate: 300.0,
+        provider: "paymentoptions",
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--refunds" => {
+                args.refunds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(args.refunds)
+            }
+            "--queued" => {
+                args.queued = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(args.queued)
+            }
+            "--rate" => args.rate = it.next().and_then(|v| v.parse().ok()).unwrap_or(args.rate),
+            "--antom" => args.provider = "antom",
+            _ => {}
+        }
+    }
+    args
+}
+
+fn usd(v: i64) -> Amount {
+    Amount::new(v, Currency::parse("USD").unwrap())
+}
+
+struct Bridge {
+    child: Child,
+    log: std::sync::mpsc::Receiver<String>,
+}
+
+impl Bridge {
+    fn start(config: &std::path::Path) -> Bridge {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_posbridge"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn,posbridge::daemon=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("posbridge run");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Bridge { child, log }
+    }
+
+    /// VmRSS and VmHWM (peak) in KiB.
+    fn rss_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Stops it and returns its closing statistics line.
+    fn stop(mut self) -> String {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let _ = self.child.wait();
+        let mut last = String::new();
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(5)) {
+            if line.contains("stopped") {
+                last = line;
+            }
+        }
+        last
+    }
+}
+
+fn field(line: &str, name: &str) -> String {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .unwrap_or("?")
+        .to_owned()
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    _lines: Vec<PtyLink>,
+    terminals: Vec<Terminal>,
+    events: mpsc::UnboundedReceiver<(usize, TerminalEvent)>,
+}
+
+async fn world(sim: &CloudSim, provider: &str) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    let mut devices = String::new();
+    let mut masters = Vec::new();
+    for _ in 0..TERMINALS {
+        let mut line = open_pty().unwrap();
+        devices.push_str(&format!(
+            "[[terminal]]\ndevice = \"{}\"\n\n",
+            line.path.display()
+        ));
+        masters.push(std::mem::replace(
+            &mut line.master,
+            open_pty().unwrap().master,
+        ));
+        lines.push(line);
+    }
+    let config = dir.path().join("posbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ledger]\npath = \"{}\"\n\n{devices}[retry]\nfirst_retry_ms = 100\nmax_retry_ms = 1000\n\n{}",
+            dir.path().join("ledger.sqlite").display(),
+            demo::provider_toml(provider, &sim.base_url()).unwrap()
+        ),
+    )
+    .unwrap();
+    let (tx, events) = mpsc::unbounded_channel();
+    let mut terminals = Vec::new();
+    for (i, master) in masters.into_iter().enumerate() {
+        let identity = TerminalIdentity {
+            terminal_id: format!("T{i}"),
+            ..TerminalIdentity::default()
+        };
+        let (terminal, mut rx) = Terminal::start(&identity, None, None, OneShot::new(master));
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let _ = tx.send((i, e));
+            }
+        });
+        terminals.push(terminal);
+    }
+    World {
+        _dir: dir,
+        config,
+        _lines: lines,
+        terminals,
+        events,
+    }
+}
+
+/// Sends `count` refunds spread over the terminals, each terminal one after another,
+/// as fast as the link takes them or, with `rate`, at that many per second in all.
+fn send_all(w: &World, count: usize, prefix: &str, rate: Option<f64>) {
+    for (t, terminal) in w.terminals.iter().enumerate() {
+        let terminal = terminal.clone();
+        let prefix = prefix.to_owned();
+        tokio::spawn(async move {
+            let mut pace =
+                rate.map(|r| tokio::time::interval(Duration::from_secs_f64(TERMINALS as f64 / r)));
+            let mut i = t;
+            while i < count {
+                if let Some(pace) = &mut pace {
+                    pace.tick().await;
+                }
+                let refund = Message::Refund(Refund {
+                    original_merchant_refund_id: format!("{prefix}-{i}"),
+                    payment_id: format!("PAY-{i}"),
+                    refund_amount: Some(usd(100)),
+                    memo: None,
+                });
+                let _ = terminal.send(&refund).await;
+                i += TERMINALS;
+            }
+        });
+    }
+}
+
+/// Waits until every refund reached a state accepted by `done`.
+async fn wait_all(w: &mut World, count: usize, done: impl Fn(RefundState) -> bool) {
+    let mut finished = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while finished.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, w.events.recv()).await {
+            Ok(Some((_, TerminalEvent::Message(Message::RefundUpdate(u))))) if done(u.state) => {
+                finished.insert(u.original_merchant_refund_id);
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("only {} of {count} refunds got there", finished.len()),
+        }
+    }
+}
+
+async fn up(w: &mut World) {
+    let mut ups = HashSet::new();
+    while ups.len() < TERMINALS {
+        if let Some((i, TerminalEvent::Up)) = w.events.recv().await {
+            ups.insert(i);
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = args();
+    let total = args.refunds.max(args.queued);
+    let mut config = demo::sim_config("127.0.0.1:0".parse().unwrap()).unwrap();
+    config.payments = (0..total)
+        .map(|i| PaymentSeed::new(format!("PAY-{i}"), usd(1_000_000)))
+        .collect();
+    let sim = CloudSim::start(config).await.unwrap();
+
+    // Sustained rate with latency, then as fast as the terminals can send.
+    for rate in [Some(args.rate), None] {
+        let mut w = world(&sim, args.provider).await;
+        let bridge = Bridge::start(&w.config);
+        up(&mut w).await;
+        let started = Instant::now();
+        let prefix = if rate.is_some() { "P" } else { "R" };
+        send_all(&w, args.refunds, prefix, rate);
+        wait_all(&mut w, args.refunds, RefundState::is_final).await;
+        let elapsed = started.elapsed();
+        let (_, peak) = bridge.rss_kib();
+        let stats = bridge.stop();
+        match rate {
+            Some(r) => println!(
+                "## Offered {r:.0} refunds/s, {TERMINALS} terminals, provider {}",
+                args.provider
+            ),
+            None => println!(
+                "## As fast as the terminals send, {TERMINALS} terminals, provider {}",
+                args.provider
+            ),
+        }
+        println!(
+            "refunds: {}  elapsed: {:.2} s  rate: {:.0} refunds/s",
+            args.refunds,
+            elapsed.as_secs_f64(),
+            args.refunds as f64 / elapsed.as_secs_f64()
+        );
+        println!(
+            "own latency (REFUND in → request out): p50 {} µs, p99 {} µs over {} refunds; cloud call p50 {} µs, p99 {} µs",
+            field(&stats, "own_latency_p50_us"),
+            field(&stats, "own_latency_p99_us"),
+            field(&stats, "refunds_sent"),
+            field(&stats, "cloud_latency_p50_us"),
+            field(&stats, "cloud_latency_p99_us"),
+        );
+        println!(
+            "recording a REFUND in the ledger (before its ACK): p50 {} µs, p99 {} µs",
+            field(&stats, "record_latency_p50_us"),
+            field(&stats, "record_latency_p99_us"),
+        );
+        println!("bridge peak RSS: {:.1} MiB", peak as f64 / 1024.0);
+    }
+
+    // Queued while the cloud is down.
+    let mut w = world(&sim, args.provider).await;
+    let bridge = Bridge::start(&w.config);
+    up(&mut w).await;
+    sim.set_down(true).await;
+    let started = Instant::now();
+    send_all(&w, args.queued, "Q", None);
+    wait_all(&mut w, args.queued, |s| s == RefundState::Queued).await;
+    let accept_time = started.elapsed();
+    let (rss, peak) = bridge.rss_kib();
+    sim.set_down(false).await;
+    let drain_start = Instant::now();
+    wait_all(&mut w, args.queued, RefundState::is_final).await;
+    let drain = drain_start.elapsed();
+    let (_, peak_after) = bridge.rss_kib();
+    bridge.stop();
+    println!(
+        "## {} refunds queued while the cloud is down, {TERMINALS} terminals",
+        args.queued
+    );
+    println!(
+        "accepted as QUEUED in {:.2} s ({:.0}/s); bridge RSS {:.1} MiB, peak {:.1} MiB",
+        accept_time.as_secs_f64(),
+        args.queued as f64 / accept_time.as_secs_f64(),
+        rss as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    println!(
+        "drained in {:.2} s ({:.0} refunds/s) once the cloud returned; peak RSS {:.1} MiB",
+        drain.as_secs_f64(),
+        args.queued as f64 / drain.as_secs_f64(),
+        peak_after as f64 / 1024.0
+    );
+}
