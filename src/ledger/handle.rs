@@ -52,7 +52,9 @@ impl LedgerHandle {
             .name("ledger-checkpoint".into())
             .spawn(move || {
                 // Ends when the ledger thread ends (its sender is dropped).
-                while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(CHECKPOINT_EVERY) {
+                while let Err(std_mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(CHECKPOINT_EVERY)
+                {
                     if let Err(e) = checkpointer.checkpoint() {
                         tracing::warn!("ledger checkpoint: {e}");
                     }

@@ -123,7 +123,8 @@ impl Ledger {
     /// Leaves checkpoints to a [`Checkpointer`]: commits then only append to the
     /// write-ahead log. A large automatic threshold stays as a safety net.
     pub(super) fn leave_checkpoints_to_background(&mut self) -> Result<(), LedgerError> {
-        self.conn.pragma_update(None, "wal_autocheckpoint", 20_000)?;
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 20_000)?;
         Ok(())
     }
 

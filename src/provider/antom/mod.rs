@@ -361,14 +361,28 @@ impl AntomProvider {
 
     async fn post(&self, call: Call, endpoint: &Endpoint, body: Vec<u8>) -> Result<Reply, Outcome> {
         let time = self.request_time();
-        let signature = signing::signature_header(
-            &self.private_key,
+        // RSA signing takes milliseconds of CPU: off the async threads, so terminal
+        // lines and the ledger stay responsive while it runs.
+        let (key, key_version, path, client_id, signed_time, signed_body) = (
+            self.private_key.clone(),
             self.key_version,
-            &endpoint.path,
-            &self.client_id,
-            &time,
-            &body,
-        )
+            endpoint.path.clone(),
+            self.client_id.clone(),
+            time.clone(),
+            body.clone(),
+        );
+        let signature = tokio::task::spawn_blocking(move || {
+            signing::signature_header(
+                &key,
+                key_version,
+                &path,
+                &client_id,
+                &signed_time,
+                &signed_body,
+            )
+        })
+        .await
+        .map_err(|e| call.retry(format!("cannot sign, nothing sent: {e}")))?
         .map_err(|e| call.retry(format!("cannot sign, nothing sent: {e}")))?;
         let request = self
             .client
