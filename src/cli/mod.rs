@@ -37,6 +37,15 @@ enum Command {
         #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]
         config: std::path::PathBuf,
     },
+    /// Check a configuration file (and its key files) without starting anything.
+    #[command(after_help = "Examples:
+  posbridge check-config
+  posbridge check-config --config ./posbridge.toml")]
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]
+        config: std::path::PathBuf,
+    },
     /// List refunds not yet settled.
     Queue(ops::QueueArgs),
     /// Show one refund's whole history.
@@ -91,6 +100,7 @@ pub fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             },
+            Command::CheckConfig { config } => check_config(&config),
             Command::Queue(args) => ops::queue(args),
             Command::Show(args) => ops::show(args),
             Command::Resolve(args) => ops::resolve(args),
@@ -107,6 +117,32 @@ pub fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Loads the configuration and everything it points at (keys included), and says
+/// what it found.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let config = match crate::config::Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("✗ {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = crate::provider::build_provider(&config.provider) {
+        eprintln!("✗ {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    println!("✓ {} is valid", path.display());
+    println!("  ledger    {}", config.ledger.path.display());
+    for terminal in &config.terminals {
+        match terminal.transport() {
+            Ok(t) => println!("  terminal  {} ({t})", terminal.label()),
+            Err(e) => println!("  terminal  {}: {e}", terminal.label()),
+        }
+    }
+    println!("  provider  {}", config.provider.name());
+    ExitCode::SUCCESS
 }
 
 /// Logs to standard error: plain text (no colours) unless it is a terminal, so the
