@@ -40,9 +40,21 @@ fn check_item(vector: &str, expect: &Value, got: &Inbound) {
             assert_eq!(Some(d.name()), cause.as_str(), "{vector}");
         }
         (None, Inbound::Frame(frame)) => {
-            assert_eq!(expect["kind"].as_u64(), Some(u64::from(frame.kind.0)), "{vector}: kind");
-            assert_eq!(expect["seq"].as_u64(), Some(u64::from(frame.seq)), "{vector}: seq");
-            assert_eq!(bytes(text(expect, "payloadHex")), frame.payload.to_vec(), "{vector}: payload");
+            assert_eq!(
+                expect["kind"].as_u64(),
+                Some(u64::from(frame.kind.0)),
+                "{vector}: kind"
+            );
+            assert_eq!(
+                expect["seq"].as_u64(),
+                Some(u64::from(frame.seq)),
+                "{vector}: seq"
+            );
+            assert_eq!(
+                bytes(text(expect, "payloadHex")),
+                frame.payload.to_vec(),
+                "{vector}: payload"
+            );
             if let Some(name) = expect["kindName"].as_str() {
                 assert_eq!(frame.kind.name(), Some(name), "{vector}: kind name");
             }
@@ -65,7 +77,8 @@ fn every_frame_vector_decodes_and_encodes_byte_for_byte() {
             unreachable!()
         };
         kinds.insert(frame.kind);
-        let again = FrameCodec::to_wire(&Frame::data(frame.kind, frame.seq, frame.payload.clone())).unwrap();
+        let again = FrameCodec::to_wire(&Frame::data(frame.kind, frame.seq, frame.payload.clone()))
+            .unwrap();
         assert_eq!(again, wire, "{name}: our encoding differs");
     }
     for kind in Kind::ALL {
@@ -102,7 +115,8 @@ fn message_vectors_are_accepted_or_refused_by_name() {
     for v in list(&vectors["valid"], "messages.valid") {
         let name = text(v, "name");
         let kind = Kind(v["kind"].as_u64().unwrap() as u8);
-        let message = Message::parse(kind, &payload_of(v)).unwrap_or_else(|e| panic!("{name}: refused: {e}"));
+        let message =
+            Message::parse(kind, &payload_of(v)).unwrap_or_else(|e| panic!("{name}: refused: {e}"));
         let parsed: Value = serde_json::from_slice(&message.to_frame_payload()).unwrap();
         assert_eq!(parsed, v["parsed"], "{name}");
     }

@@ -355,6 +355,8 @@ pub fn show(args: ShowArgs) -> ExitCode {
     };
     match written {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader stopped reading (`| head`): not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
 }

@@ -1,0 +1,176 @@
+//! The operator commands against a real ledger file: queue, show, resolve, retry and
+//! export, as an operator runs them.
+
+use std::path::Path;
+use std::process::Command;
+
+use posbridge::ledger::{AcceptPolicy, Acceptance, AttemptStatus, Change, Ledger, NewRefund};
+use posbridge::message::RefundState;
+use posbridge::money::{Amount, Currency};
+
+fn posbridge(ledger: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_posbridge"))
+        .args(args)
+        .arg("--ledger")
+        .arg(ledger)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn record(ledger: &mut Ledger, id: &str, payment: &str, rrid: &str) -> i64 {
+    let new = NewRefund {
+        terminal_id: "T1".into(),
+        original_merchant_refund_id: id.into(),
+        payment_id: payment.into(),
+        amount: Some(Amount::new(1250, Currency::parse("USD").unwrap())),
+        memo: Some("a, \"quoted\" memo".into()),
+    };
+    let policy = AcceptPolicy {
+        provider: "ottpay".into(),
+        queued: false,
+        refund_request_id: rrid.into(),
+        daily_limit: None,
+    };
+    match ledger.accept(&new, &policy, 1_700_000_000_000).unwrap() {
+        Acceptance::Recorded { refund, .. } => refund.id,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn settle(ledger: &mut Ledger, id: i64, state: RefundState, code: &str) {
+    let r = ledger.get(id).unwrap();
+    let change = Change {
+        state: Some(state),
+        attempt: Some(AttemptStatus::Done),
+        next_action_ms: Some(None),
+        result: Some((code.into(), "as the provider said".into())),
+        cause: "provider".into(),
+        ..Change::default()
+    };
+    ledger
+        .apply(id, r.attempt_id, &change, 1_700_000_001_000)
+        .unwrap();
+}
+
+#[test]
+fn operators_see_settle_retry_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let mut ledger = Ledger::open(&path).unwrap();
+    record(&mut ledger, "REF-W", "PAY-1", "RRID-W");
+    let unknown = record(&mut ledger, "REF-U", "PAY-2", "RRID-U");
+    settle(
+        &mut ledger,
+        unknown,
+        RefundState::NeedsAttention,
+        "OUTCOME_UNKNOWN",
+    );
+    let failed = record(&mut ledger, "REF-F", "PAY-3", "RRID-F");
+    settle(
+        &mut ledger,
+        failed,
+        RefundState::Failed,
+        "DPOS_REFUND_MERCHANT_BALANCE_NOT_ENOUGH",
+    );
+    drop(ledger);
+
+    let (ok, out, _) = posbridge(&path, &["queue"]);
+    assert!(ok);
+    assert!(out.contains("REF-W") && out.contains("REF-U"), "{out}");
+    assert!(!out.contains("REF-F"), "failed refunds are settled: {out}");
+    assert!(out.contains("needs a person"), "{out}");
+
+    let (ok, out, _) = posbridge(&path, &["show", "RRID-U"]);
+    assert!(ok);
+    assert!(
+        out.contains("NEEDS_ATTENTION") && out.contains("History:"),
+        "{out}"
+    );
+
+    // A NEEDS_ATTENTION refund is never retried blindly; it is resolved with a note.
+    let (ok, _, err) = posbridge(&path, &["retry", "REF-U"]);
+    assert!(!ok);
+    assert!(err.contains("resolve"), "{err}");
+    let (ok, _, err) = posbridge(&path, &["resolve", "REF-U", "--failed"]);
+    assert!(!ok, "a note is required");
+    assert!(err.contains("--note"), "{err}");
+    let (ok, out, err) = posbridge(
+        &path,
+        &[
+            "resolve",
+            "REF-U",
+            "--failed",
+            "--note",
+            "not in the portal",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("FAILED"), "{out}");
+    let (ok, _, err) = posbridge(&path, &["resolve", "REF-W", "--succeeded", "--note", "x"]);
+    assert!(!ok, "only NEEDS_ATTENTION can be resolved");
+    assert!(err.contains("NEEDS_ATTENTION"), "{err}");
+
+    // A FAILED refund is retried with a new refundRequestId; a waiting one is made due.
+    let (ok, out, err) = posbridge(&path, &["retry", &format!("#{failed}")]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ACCEPTED") && !out.contains("RRID-F"), "{out}");
+    let (ok, out, _) = posbridge(&path, &["retry", "REF-W"]);
+    assert!(ok);
+    assert!(out.contains("RRID-W"), "same id: {out}");
+
+    let ledger = Ledger::open(&path).unwrap();
+    let history = ledger.history(unknown).unwrap();
+    assert!(
+        history
+            .transitions
+            .last()
+            .unwrap()
+            .cause
+            .contains("not in the portal")
+    );
+    assert_eq!(ledger.history(failed).unwrap().attempts.len(), 2);
+    drop(ledger);
+
+    let (ok, csv, _) = posbridge(&path, &["export"]);
+    assert!(ok);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 4, "{csv}");
+    assert!(rows[0].starts_with("ledger_id,terminal_id,original_merchant_refund_id"));
+    assert!(
+        csv.contains("\"a, \"\"quoted\"\" memo\""),
+        "CSV quoting: {csv}"
+    );
+    let (ok, jsonl, _) = posbridge(
+        &path,
+        &["export", "--format", "jsonl", "--since", "2023-11-14"],
+    );
+    assert!(ok);
+    let records: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[1]["state"], "FAILED");
+    let (ok, jsonl, _) = posbridge(
+        &path,
+        &["export", "--format", "jsonl", "--since", "2030-01-01"],
+    );
+    assert!(ok && jsonl.is_empty());
+    let (ok, _, err) = posbridge(&path, &["export", "--since", "yesterday"]);
+    assert!(!ok && err.contains("--since"), "{err}");
+}
+
+#[test]
+fn a_missing_ledger_is_not_created_by_a_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.sqlite");
+    let (ok, _, err) = posbridge(&path, &["queue"]);
+    assert!(!ok);
+    assert!(err.contains("no ledger"), "{err}");
+    assert!(!path.exists());
+}
