@@ -189,7 +189,34 @@ impl Config {
             line: None,
             message: format!("cannot read: {e}"),
         })?;
-        Config::parse(&text, &file)
+        let mut config = Config::parse(&text, &file)?;
+        // Relative key files name systemd credentials (LoadCredential=) when the
+        // service has them, and otherwise files beside the configuration.
+        let base = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => PathBuf::from(dir),
+            None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        config.provider.resolve_relative_files(&base);
+        Ok(config)
+    }
+
+    /// Warnings an operator should see: secret files others may read.
+    pub fn warnings(&self) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Vec::new();
+        for (key, path) in self.provider.secret_files() {
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    out.push(format!(
+                        "provider.{key}: {} is readable by others (mode {mode:o}); run chmod 600 {}",
+                        path.display(),
+                        path.display()
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Parses and checks a configuration text; `file` names it in errors.

@@ -235,6 +235,8 @@ struct Inner {
     /// scheduler's next look at the ledger.
     fresh: mpsc::UnboundedSender<RefundRecord>,
     stop: CancellationToken,
+    /// Every terminal line served, by label, with its link's counters.
+    lines: Mutex<Vec<(String, Arc<crate::link::LinkStats>)>>,
     /// When each recorded-but-unsent refund's REFUND frame arrived.
     arrivals: Mutex<HashMap<i64, Instant>>,
     stats: BridgeStats,
@@ -291,6 +293,7 @@ impl Bridge {
                 wake: Notify::new(),
                 fresh,
                 stop: CancellationToken::new(),
+                lines: Mutex::new(Vec::new()),
                 arrivals: Mutex::new(HashMap::new()),
                 stats: BridgeStats::default(),
                 stats_in_flight: AtomicUsize::new(0),
@@ -301,15 +304,35 @@ impl Bridge {
         bridge
     }
 
-    /// Serves one terminal line (reopened by `connector` after every unplug) until
-    /// the bridge stops.
+    /// Serves one terminal line, named `label` in logs and metrics, reopened by
+    /// `connector` after every unplug, until the bridge stops.
     pub fn serve(
         &self,
+        label: &str,
         connector: impl Connector,
         baud: Option<u32>,
         tracer: Option<Tracer>,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(session::serve(self.clone(), connector, baud, tracer))
+        tokio::spawn(session::serve(
+            self.clone(),
+            label.to_owned(),
+            connector,
+            baud,
+            tracer,
+        ))
+    }
+
+    /// Every line served, with its link's counters now.
+    pub fn lines(&self) -> Vec<(String, crate::link::LinkStatsSnapshot)> {
+        self.inner
+            .lines
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .map(|(label, stats)| (label.clone(), stats.snapshot()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Settles refunds from verified notifyRefund messages until the channel closes.

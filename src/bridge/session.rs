@@ -37,6 +37,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Serves one line until the bridge stops or the connector gives up.
 pub(super) async fn serve(
     bridge: Bridge,
+    label: String,
     connector: impl Connector,
     baud: Option<u32>,
     tracer: Option<Tracer>,
@@ -44,6 +45,9 @@ pub(super) async fn serve(
     let mut config = LinkConfig::new(Role::Bridge, baud);
     config.tracer = tracer;
     let (link, mut events) = Link::spawn(config, connector);
+    if let Ok(mut lines) = bridge.inner.lines.lock() {
+        lines.push((label, link.shared_stats()));
+    }
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let pending = Arc::new(Mutex::new(std::collections::HashSet::new()));
     let current = Arc::new(AtomicU64::new(0));

@@ -13,6 +13,8 @@ use crate::provider::antom::notify::NotifyReceiver;
 use crate::provider::{ProviderConfig, build_provider};
 use crate::transport::Reopen;
 
+use super::systemd;
+
 /// How often a terminal line that is away is looked for again.
 const REOPEN_EVERY: Duration = Duration::from_millis(500);
 
@@ -26,6 +28,8 @@ pub struct Daemon {
     /// The bridge.
     pub bridge: Bridge,
     notify: Option<NotifyReceiver>,
+    /// Where the metrics endpoint listens, if it is on.
+    pub metrics: Option<std::net::SocketAddr>,
     grace: Duration,
 }
 
@@ -42,7 +46,12 @@ impl Daemon {
             let transport = terminal.transport().map_err(StartError)?;
             tracing::info!(terminal = %terminal.label(), line = %transport, "serving terminal line");
             let baud = transport.baud();
-            bridge.serve(Reopen::new(transport, REOPEN_EVERY), baud, None);
+            bridge.serve(
+                &terminal.label(),
+                Reopen::new(transport, REOPEN_EVERY),
+                baud,
+                None,
+            );
         }
         let notify = match &config.provider {
             ProviderConfig::Antom(antom) => match &antom.notify {
@@ -64,9 +73,18 @@ impl Daemon {
             },
             _ => None,
         };
+        let metrics = match &config.metrics {
+            Some(m) => Some(
+                super::metrics::serve(m.listen, bridge.clone())
+                    .await
+                    .map_err(|e| StartError(format!("metrics endpoint on {}: {e}", m.listen)))?,
+            ),
+            None => None,
+        };
         Ok(Daemon {
             bridge,
             notify,
+            metrics,
             grace: Duration::from_millis(config.shutdown.grace_ms),
         })
     }
@@ -84,6 +102,9 @@ impl Daemon {
 pub async fn run(path: &Path) -> Result<(), StartError> {
     let config = Config::load(path).map_err(|e| StartError(e.to_string()))?;
     crate::cli::init_logging(config.log.level.as_deref().unwrap_or("info"));
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let daemon = Daemon::start(&config).await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -92,8 +113,19 @@ pub async fn run(path: &Path) -> Result<(), StartError> {
         ledger = %config.ledger.path.display(),
         "posbridge running"
     );
+    systemd::ready(&format!(
+        "serving {} terminal line(s) for {}",
+        config.terminals.len(),
+        config.provider.name()
+    ));
+    let watchdog = systemd::watchdog_interval()
+        .map(|every| tokio::spawn(feed_watchdog(daemon.bridge.clone(), every)));
     crate::cli::stop_signal().await;
     tracing::info!("stopping");
+    systemd::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let bridge = daemon.bridge.clone();
     daemon.stop().await;
     let stats = bridge.stats();
@@ -111,4 +143,32 @@ pub async fn run(path: &Path) -> Result<(), StartError> {
         "stopped"
     );
     Ok(())
+}
+
+/// Pets systemd's watchdog only while the bridge really works: each time, the
+/// ledger must answer a query within the period, which also proves the runtime is
+/// scheduling tasks. A stuck ledger (full disk, hung I/O) lets the watchdog fire.
+async fn feed_watchdog(bridge: Bridge, every: Duration) {
+    loop {
+        let alive = tokio::time::timeout(every, bridge.ledger().call(|l| l.counts())).await;
+        match alive {
+            Ok(Ok(counts)) => {
+                systemd::watchdog();
+                let status = bridge.status();
+                systemd::status(&format!(
+                    "{} terminal(s) connected, cloud {}, {} refund(s) unsettled",
+                    status.terminals.len(),
+                    if status.online {
+                        "online"
+                    } else {
+                        "unreachable"
+                    },
+                    counts.unfinished
+                ));
+            }
+            Ok(Err(e)) => tracing::error!("watchdog: the ledger fails: {e}"),
+            Err(_) => tracing::error!("watchdog: the ledger did not answer within {every:?}"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }

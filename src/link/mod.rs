@@ -253,6 +253,11 @@ impl LinkHandle {
     pub fn stats(&self) -> LinkStatsSnapshot {
         self.stats.snapshot()
     }
+
+    /// The live counters, to read later without holding the link open.
+    pub fn shared_stats(&self) -> std::sync::Arc<LinkStats> {
+        self.stats.clone()
+    }
 }
 
 /// Starts links.

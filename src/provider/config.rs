@@ -106,6 +106,50 @@ impl ProviderConfig {
         parse_toml(&text, &path.display().to_string())
     }
 
+    /// The files holding secrets (private keys, API keys), by setting name.
+    pub fn secret_files(&self) -> Vec<(&'static str, &Path)> {
+        match self {
+            ProviderConfig::Antom(a) => a
+                .private_key_file
+                .as_deref()
+                .map(|p| ("private_key_file", p))
+                .into_iter()
+                .collect(),
+            ProviderConfig::Ottpay(o) => o
+                .app_key_file
+                .as_deref()
+                .map(|p| ("app_key_file", p))
+                .into_iter()
+                .collect(),
+            ProviderConfig::Paymentoptions(p) => p
+                .api_key_file
+                .as_deref()
+                .map(|f| ("api_key_file", f))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// Makes every relative `*_file` path absolute against `base` (systemd's
+    /// credentials directory, or the configuration file's directory).
+    pub fn resolve_relative_files(&mut self, base: &Path) {
+        let fix = |path: &mut Option<PathBuf>| {
+            if let Some(p) = path
+                && p.is_relative()
+            {
+                *p = base.join(&*p);
+            }
+        };
+        match self {
+            ProviderConfig::Antom(a) => {
+                fix(&mut a.private_key_file);
+                fix(&mut a.antom_public_key_file);
+            }
+            ProviderConfig::Ottpay(o) => fix(&mut o.app_key_file),
+            ProviderConfig::Paymentoptions(p) => fix(&mut p.api_key_file),
+        }
+    }
+
     /// The provider's name.
     pub fn name(&self) -> &'static str {
         match self {

@@ -82,6 +82,8 @@ pub struct World {
     pub line: Line,
     pub config_path: PathBuf,
     bridge: Option<Child>,
+    /// Extra environment for the bridge process.
+    pub bridge_env: Vec<(String, String)>,
     pub terminal: Terminal,
     events: mpsc::Receiver<TerminalEvent>,
     /// Everything the terminal saw, in order.
@@ -145,6 +147,7 @@ impl World {
             line,
             config_path,
             bridge: None,
+            bridge_env: Vec::new(),
             terminal,
             events,
             seen: Vec::new(),
@@ -168,6 +171,7 @@ impl World {
             .arg("--config")
             .arg(&self.config_path)
             .env("RUST_LOG", "posbridge=debug")
+            .envs(self.bridge_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -199,6 +203,11 @@ impl World {
             assert!(Instant::now() < deadline, "bridge did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The whole log of the bridge processes so far.
+    pub fn full_bridge_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("bridge.log")).unwrap_or_default()
     }
 
     pub fn bridge_log(&self) -> String {

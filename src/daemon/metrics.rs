@@ -1,0 +1,267 @@
+//! The Prometheus text endpoint (`[metrics] listen = "127.0.0.1:9640"`, off by
+//! default): refunds by state, queue depth and the age of its oldest refund, link
+//! frames and damage by cause, retransmissions, cloud latency, last cloud contact.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::bridge::{Bridge, Histogram};
+use crate::ledger::Counts;
+use crate::wire::Damage;
+
+/// Upper bounds of the cloud latency histogram.
+const CLOUD_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Upper bounds of the bridge's own latency histogram.
+const OWN_BUCKETS: [f64; 9] = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// Starts serving `/metrics`; returns the address bound.
+pub async fn serve(listen: SocketAddr, bridge: Bridge) -> std::io::Result<SocketAddr> {
+    if !listen.ip().is_loopback() {
+        tracing::warn!(%listen, "the metrics endpoint is not on loopback; anyone who can reach it sees refund counts");
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(bridge);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics endpoint stopped: {e}");
+        }
+    });
+    tracing::info!(listen = %bound, "metrics on /metrics");
+    Ok(bound)
+}
+
+async fn metrics(State(bridge): State<Bridge>) -> impl IntoResponse {
+    let counts = bridge.ledger().call(|l| l.counts()).await;
+    let body = match counts {
+        Ok(counts) => render(&bridge, &counts, jiff::Timestamp::now().as_millisecond()),
+        Err(e) => format!("# ledger unavailable: {e}\nposbridge_ledger_up 0\n"),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram, bounds: &[f64]) {
+    family(out, name, "histogram", help);
+    let durations: Vec<Duration> = bounds.iter().map(|b| Duration::from_secs_f64(*b)).collect();
+    for (bound, count) in bounds.iter().zip(h.cumulative(&durations)) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count());
+    let _ = writeln!(out, "{name}_sum {}", h.sum().as_secs_f64());
+    let _ = writeln!(out, "{name}_count {}", h.count());
+}
+
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The metrics page.
+pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
+    use std::sync::atomic::Ordering;
+    let mut out = String::new();
+    let status = bridge.status();
+    let stats = bridge.stats();
+
+    family(
+        &mut out,
+        "posbridge_ledger_up",
+        "gauge",
+        "1 when the ledger answered.",
+    );
+    let _ = writeln!(out, "posbridge_ledger_up 1");
+    family(
+        &mut out,
+        "posbridge_refunds",
+        "gauge",
+        "Refunds in the ledger, by state.",
+    );
+    for (state, n) in &counts.by_state {
+        let _ = writeln!(out, "posbridge_refunds{{state=\"{state}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "posbridge_queue_depth",
+        "gauge",
+        "Refunds not yet settled by the provider (ACCEPTED, QUEUED, PROCESSING).",
+    );
+    let _ = writeln!(out, "posbridge_queue_depth {}", counts.unfinished);
+    family(
+        &mut out,
+        "posbridge_queue_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest unsettled refund; 0 when none.",
+    );
+    let age = counts
+        .oldest_unfinished_ms
+        .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    let _ = writeln!(out, "posbridge_queue_oldest_age_seconds {age}");
+    family(
+        &mut out,
+        "posbridge_refunds_accepted_total",
+        "counter",
+        "REFUNDs recorded since the bridge started.",
+    );
+    let _ = writeln!(
+        out,
+        "posbridge_refunds_accepted_total {}",
+        stats.accepted.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "posbridge_refunds_refused_total",
+        "counter",
+        "REFUNDs refused (invalid, duplicate mismatch, limits) since the bridge started.",
+    );
+    let _ = writeln!(
+        out,
+        "posbridge_refunds_refused_total {}",
+        stats.refused.load(Ordering::Relaxed)
+    );
+
+    family(
+        &mut out,
+        "posbridge_cloud_online",
+        "gauge",
+        "1 when the provider's cloud can be used.",
+    );
+    let _ = writeln!(out, "posbridge_cloud_online {}", u8::from(status.online));
+    family(
+        &mut out,
+        "posbridge_cloud_last_contact_timestamp_seconds",
+        "gauge",
+        "When the provider last answered (Unix time); 0 if never since start.",
+    );
+    let _ = writeln!(
+        out,
+        "posbridge_cloud_last_contact_timestamp_seconds {}",
+        status.last_contact_ms.unwrap_or(0) as f64 / 1000.0
+    );
+    histogram(
+        &mut out,
+        "posbridge_cloud_request_duration_seconds",
+        "Provider calls (refund and inquiry), from sending to the classified answer.",
+        &stats.cloud_latency,
+        &CLOUD_BUCKETS,
+    );
+    histogram(
+        &mut out,
+        "posbridge_refund_own_latency_seconds",
+        "From a REFUND frame's arrival to its request leaving for the provider.",
+        &stats.own_latency,
+        &OWN_BUCKETS,
+    );
+
+    family(
+        &mut out,
+        "posbridge_terminals_connected",
+        "gauge",
+        "Terminals with a session now.",
+    );
+    let _ = writeln!(
+        out,
+        "posbridge_terminals_connected {}",
+        status.terminals.len()
+    );
+    let lines = bridge.lines();
+    family(
+        &mut out,
+        "posbridge_link_frames_total",
+        "counter",
+        "Good frames, by line and direction.",
+    );
+    for (line, s) in &lines {
+        let l = label(line);
+        let _ = writeln!(
+            out,
+            "posbridge_link_frames_total{{line=\"{l}\",direction=\"in\"}} {}",
+            s.frames_in
+        );
+        let _ = writeln!(
+            out,
+            "posbridge_link_frames_total{{line=\"{l}\",direction=\"out\"}} {}",
+            s.frames_out
+        );
+    }
+    family(
+        &mut out,
+        "posbridge_link_damaged_frames_total",
+        "counter",
+        "Damaged frames dropped, by line and cause.",
+    );
+    for (line, s) in &lines {
+        for cause in Damage::ALL {
+            let _ = writeln!(
+                out,
+                "posbridge_link_damaged_frames_total{{line=\"{}\",cause=\"{}\"}} {}",
+                label(line),
+                cause.name(),
+                s.damaged(cause)
+            );
+        }
+    }
+    for (name, help, get) in [
+        (
+            "posbridge_link_retransmissions_total",
+            "Data frames sent again after a timeout or NAK.",
+            (|s: &crate::link::LinkStatsSnapshot| s.retransmissions)
+                as fn(&crate::link::LinkStatsSnapshot) -> u64,
+        ),
+        (
+            "posbridge_link_duplicates_total",
+            "Repeated data frames acknowledged and not delivered again.",
+            |s| s.duplicates,
+        ),
+        (
+            "posbridge_link_naks_sent_total",
+            "NAKs sent for damaged frames.",
+            |s| s.naks_sent,
+        ),
+        (
+            "posbridge_link_sessions_total",
+            "Sessions opened (HELLOs received).",
+            |s| s.sessions,
+        ),
+        (
+            "posbridge_link_downs_total",
+            "Sessions ended (timeouts, silence, resets, unplugs).",
+            |s| s.downs,
+        ),
+        (
+            "posbridge_link_connects_total",
+            "Times the terminal's device was opened.",
+            |s| s.connects,
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        for (line, s) in &lines {
+            let _ = writeln!(out, "{name}{{line=\"{}\"}} {}", label(line), get(s));
+        }
+    }
+    out
+}
