@@ -27,8 +27,14 @@ fn quick() -> HttpSettings {
 }
 
 async fn sim() -> CloudSim {
+    sim_with_delay(Duration::from_millis(50)).await
+}
+
+/// A simulator whose asynchronous refunds stay in process for `delay` (or until
+/// `settle_now`), for tests that must act while one is.
+async fn sim_with_delay(delay: Duration) -> CloudSim {
     let mut config = demo::sim_config("127.0.0.1:0".parse().unwrap()).unwrap();
-    config.async_delay = Duration::from_millis(50);
+    config.async_delay = delay;
     CloudSim::start(config).await.unwrap()
 }
 
@@ -418,7 +424,8 @@ async fn requests_signed_with_the_wrong_key_are_refused_by_the_simulator() {
 
 #[tokio::test]
 async fn async_refund_is_in_progress_then_final_by_inquiry() {
-    let sim = sim().await;
+    // In process until settled by hand, however slowly this machine signs.
+    let sim = sim_with_delay(Duration::from_secs(600)).await;
     for api in [AntomApi::V2, AntomApi::V1] {
         let antom = client(&sim, api);
         let id = format!("ASYNC-{api:?}");
@@ -453,6 +460,7 @@ async fn async_refund_is_in_progress_then_final_by_inquiry() {
             ),
             "{first}"
         );
+        sim.settle_now();
         let done = wait_for("the refund to settle", || async {
             match antom.inquire(&inquiry).await {
                 Outcome::InProgress { .. } => None,
