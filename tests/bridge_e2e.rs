@@ -125,7 +125,7 @@ async fn twenty_refunds_queue_while_the_cloud_is_down_then_all_succeed_once() {
         })
         .await;
     assert!(
-        queued_screen.iter().any(|l| l.contains("Offline")),
+        queued_screen.iter().any(|l| l.contains("Network down")),
         "{queued_screen:?}"
     );
     assert_eq!(

@@ -112,7 +112,8 @@ fn default_state_text(state: RefundState) -> (&'static [&'static str], Tone) {
             &[
                 "Refund saved",
                 "{amount}",
-                "Offline: it will be sent when the network is back",
+                "Network down:",
+                "will send later",
             ],
             Tone::Info,
         ),
@@ -126,7 +127,8 @@ fn default_state_text(state: RefundState) -> (&'static [&'static str], Tone) {
             &[
                 "Refund not confirmed",
                 "Do not repeat it.",
-                "Call support: {id}",
+                "Call support with:",
+                "{id}",
             ],
             Tone::Error,
         ),
@@ -344,12 +346,22 @@ mod tests {
         }
     }
 
-    /// The first line of every default text fits a common 20-column display whole.
+    /// Every default state text fits a common 20×4 display whole (amounts up to
+    /// "99,999.99 USD" long), and every refusal's first line does.
     #[test]
     fn default_headlines_fit_twenty_columns() {
         for state in RefundState::ALL {
             let (texts, _) = default_state_text(state);
-            assert!(texts[0].chars().count() <= 20, "{state}: {}", texts[0]);
+            assert!(texts.len() <= 4, "{state}");
+            for text in texts {
+                let shown = text
+                    .replace("{amount}", "99999.99 USD")
+                    .replace("{id}", "REF-0000000001");
+                // A reason or an id is as long as it is; it wraps.
+                if !text.contains("{reason}") && !text.contains("{id}") {
+                    assert!(shown.chars().count() <= 20, "{state}: {shown}");
+                }
+            }
         }
         for code in ERROR_CODES {
             let texts = default_error_text(code);

@@ -198,16 +198,21 @@ async fn record(
     change: Change,
 ) -> Result<RefundRecord, LedgerError> {
     let (id, attempt, now) = (refund.id, refund.attempt_id, now_ms());
-    let updated = bridge
+    // The state before is read in the same ledger call: the copy this worker holds
+    // may be older (a refund queued meanwhile because the cloud went away).
+    let (before, updated) = bridge
         .inner
         .ledger
-        .call(move |l| l.apply(id, attempt, &change, now))
+        .call(move |l| {
+            let before = l.get(id)?.state;
+            Ok((before, l.apply(id, attempt, &change, now)?))
+        })
         .await?;
-    if updated.state != refund.state {
+    if updated.state != before {
         tracing::info!(
             ledger = updated.id,
             refund = %updated.original_merchant_refund_id,
-            from = %refund.state,
+            from = %before,
             to = %updated.state,
             code = updated.result_code.as_deref().unwrap_or(""),
             "refund state changed"

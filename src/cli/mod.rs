@@ -1,6 +1,7 @@
 //! The `posbridge` command line: one subcommand per job, each in its own module.
 
 pub mod cloud;
+mod demo;
 mod loopback;
 mod ops;
 mod term;
@@ -28,6 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// See the whole bridge work on this machine: simulated cloud, cable and terminal.
+    Demo(demo::DemoArgs),
     /// Run the bridge: serve the configured terminals and send their refunds.
     #[command(after_help = "Examples:
   posbridge run                                  (reads /etc/posbridge/posbridge.toml)
@@ -77,6 +80,8 @@ pub fn main() -> ExitCode {
         // The daemon sets up logging from its configuration.
         Command::Run { .. } => {}
         Command::Loopback(_) | Command::SimCloud(_) => init_logging("info"),
+        // The demo tells its own story; only problems are logged.
+        Command::Demo(_) => init_logging("error"),
         _ => init_logging("warn"),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -102,6 +107,7 @@ pub fn main() -> ExitCode {
             },
             Command::CheckConfig { config } => check_config(&config),
             Command::Queue(args) => ops::queue(args),
+            Command::Demo(args) => demo::run(args).await,
             Command::Show(args) => ops::show(args),
             Command::Resolve(args) => ops::resolve(args),
             Command::Retry(args) => ops::retry(args),

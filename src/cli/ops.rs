@@ -264,7 +264,8 @@ pub fn queue(args: QueueArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_history(h: &History, out: &mut impl Write) -> std::io::Result<()> {
+/// Writes a refund's history as `posbridge show` prints it.
+pub(super) fn print_history(h: &History, out: &mut impl Write) -> std::io::Result<()> {
     let r = &h.refund;
     writeln!(out, "Refund #{} — {}", r.id, r.state)?;
     writeln!(out, "  terminal            {}", r.terminal_id)?;

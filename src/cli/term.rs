@@ -277,13 +277,14 @@ fn parse_line(line: &str) -> Result<Option<Request>, String> {
     }
 }
 
-struct Printer {
-    json: bool,
-    size: DisplaySize,
+/// Prints what a terminal sends and receives, as text or JSON lines.
+pub(super) struct Printer {
+    pub(super) json: bool,
+    pub(super) size: DisplaySize,
 }
 
 impl Printer {
-    fn line(&self, text: &str) {
+    pub(super) fn line(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
@@ -293,7 +294,7 @@ impl Printer {
         self.line(&value.to_string());
     }
 
-    fn sent(&self, message: &Message) {
+    pub(super) fn sent(&self, message: &Message) {
         if self.json {
             self.json(serde_json::json!({
                 "event": "sent",
@@ -305,7 +306,7 @@ impl Printer {
         }
     }
 
-    fn event(&self, event: &TerminalEvent) {
+    pub(super) fn event(&self, event: &TerminalEvent) {
         if self.json {
             let value = match event {
                 TerminalEvent::Up => serde_json::json!({"event": "up"}),

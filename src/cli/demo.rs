@@ -1,0 +1,300 @@
+//! `posbridge demo`: the whole bridge on one machine, with nothing to set up.
+//!
+//! It starts the cloud simulator, a virtual serial cable (two pseudo-terminals), the
+//! bridge itself on one end — the same daemon `posbridge run` starts, with a ledger in
+//! a scratch directory — and the terminal emulator on the other. Then it makes a
+//! refund and shows the terminal's display and the refund's history, takes the
+//! simulated network down, makes a refund that is QUEUED, brings the network back and
+//! shows the queue drain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::mpsc;
+
+use super::term::Printer;
+use crate::bridge::limits::Limits;
+use crate::bridge::policy::RetrySettings;
+use crate::bridge::texts::MessageOverrides;
+use crate::config::{Config, LedgerConfig, LogConfig, ShutdownConfig, TerminalConfig};
+use crate::daemon::run::Daemon;
+use crate::ledger::Ledger;
+use crate::message::{DisplaySize, Message, Refund, RefundState};
+use crate::money::{Amount, Currency};
+use crate::provider::ProviderConfig;
+use crate::sim::cloud::{CloudSim, demo};
+use crate::sim::line::{LineControl, relay};
+use crate::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
+use crate::transport::{DEFAULT_BAUD, Reopen, TransportConfig, open_pty};
+
+/// Arguments of `posbridge demo`.
+#[derive(Args)]
+#[command(
+    after_help = "Nothing to install or configure: everything runs in this process, on
+loopback and on pseudo-terminals, with a ledger in a scratch directory that is
+removed at the end (keep it with --keep).
+
+Examples:
+  posbridge demo
+  posbridge demo --keep"
+)]
+pub struct DemoArgs {
+    /// Keep the scratch directory (ledger, configuration) and print where it is.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// How long the demo waits for any one step.
+const STEP: Duration = Duration::from_secs(30);
+
+struct Demo {
+    terminal: Terminal,
+    events: mpsc::Receiver<TerminalEvent>,
+    out: Printer,
+    ledger: PathBuf,
+}
+
+impl Demo {
+    fn say(&self, text: &str) {
+        self.out.line(text);
+    }
+
+    /// Sends a refund and prints everything until it reaches `until`.
+    async fn refund(
+        &mut self,
+        id: &str,
+        payment: &str,
+        amount: i64,
+        until: fn(RefundState) -> bool,
+    ) -> Result<RefundState, String> {
+        let refund = Message::Refund(Refund {
+            original_merchant_refund_id: id.into(),
+            payment_id: payment.into(),
+            refund_amount: Currency::parse("USD").ok().map(|c| Amount::new(amount, c)),
+            memo: None,
+        });
+        self.out.sent(&refund);
+        let terminal = self.terminal.clone();
+        tokio::spawn(async move {
+            let _ = terminal.send(&refund).await;
+        });
+        self.follow(id, until).await
+    }
+
+    /// Prints the terminal's events until refund `id` reaches a state `until` accepts
+    /// (and the DISPLAY that follows it).
+    async fn follow(
+        &mut self,
+        id: &str,
+        until: fn(RefundState) -> bool,
+    ) -> Result<RefundState, String> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        let mut reached = None;
+        loop {
+            let wait = match reached {
+                // The DISPLAY follows its REFUND_UPDATE at once.
+                Some(_) => tokio::time::Instant::now() + Duration::from_millis(500),
+                None => deadline,
+            };
+            let event = match tokio::time::timeout_at(wait, self.events.recv()).await {
+                Ok(Some(event)) => event,
+                Ok(None) => return Err("the terminal emulator stopped".into()),
+                Err(_) => {
+                    return reached.ok_or_else(|| format!("{id} did not get there within {STEP:?}"));
+                }
+            };
+            self.out.event(&event);
+            match &event {
+                TerminalEvent::Message(Message::RefundUpdate(u))
+                    if u.original_merchant_refund_id == id && until(u.state) =>
+                {
+                    reached = Some(u.state);
+                }
+                TerminalEvent::Message(Message::Display(_)) => {
+                    if let Some(state) = reached {
+                        return Ok(state);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn history(&self, id: &str) -> Result<(), String> {
+        let ledger = Ledger::open(&self.ledger).map_err(|e| e.to_string())?;
+        let refund = ledger.lookup(id).map_err(|e| e.to_string())?;
+        let history = ledger.history(refund.id).map_err(|e| e.to_string())?;
+        let mut text = Vec::new();
+        super::ops::print_history(&history, &mut text).map_err(|e| e.to_string())?;
+        for line in String::from_utf8_lossy(&text).lines() {
+            self.say(&format!("    {line}"));
+        }
+        Ok(())
+    }
+}
+
+/// Runs `posbridge demo`.
+pub async fn run(args: DemoArgs) -> ExitCode {
+    match demo_run(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("posbridge demo: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn demo_run(args: &DemoArgs) -> Result<(), String> {
+    let scratch = tempfile_dir()?;
+    let out = Printer {
+        json: false,
+        size: DisplaySize::default(),
+    };
+    out.line("posbridge demo — the bridge between a payment terminal and the provider's cloud,");
+    out.line("with a simulated cloud, a virtual serial cable and an emulated terminal.\n");
+
+    // The cloud.
+    let mut sim_config = demo::sim_config("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+        .map_err(|e| e.to_string())?;
+    sim_config.async_delay = Duration::from_millis(1500);
+    let sim = CloudSim::start(sim_config)
+        .await
+        .map_err(|e| format!("cannot start the cloud simulator: {e}"))?;
+    out.line(&format!(
+        "• cloud simulator (Antom API) on {}",
+        sim.base_url()
+    ));
+
+    // The cable: two pseudo-terminals joined back to back.
+    let mut bridge_end = open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+    let mut terminal_end =
+        open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+    let spare = || {
+        open_pty()
+            .map(|p| p.master)
+            .map_err(|e| format!("cannot create a pseudo-terminal: {e}"))
+    };
+    let bridge_master = std::mem::replace(&mut bridge_end.master, spare()?);
+    let terminal_master = std::mem::replace(&mut terminal_end.master, spare()?);
+    let (b_read, b_write) = tokio::io::split(bridge_master);
+    let (t_read, t_write) = tokio::io::split(terminal_master);
+    tokio::spawn(relay(t_read, b_write, LineControl::default(), 1));
+    tokio::spawn(relay(b_read, t_write, LineControl::default(), 2));
+    out.line(&format!(
+        "• virtual serial cable: bridge on {}, terminal on {}",
+        bridge_end.path.display(),
+        terminal_end.path.display()
+    ));
+
+    // The bridge: the daemon itself, configured in code.
+    let provider_toml = demo::provider_toml("antom", &sim.base_url()).ok_or("no demo provider")?;
+    let provider = ProviderConfig::from_toml(&provider_toml).map_err(|e| e.to_string())?;
+    let ledger = scratch.path().join("ledger.sqlite");
+    let config = Config {
+        ledger: LedgerConfig {
+            path: ledger.clone(),
+        },
+        terminals: vec![TerminalConfig {
+            name: Some("demo terminal".into()),
+            device: Some(bridge_end.path.clone()),
+            baud: DEFAULT_BAUD,
+            usb: None,
+            usb_serial: None,
+            usb_interface: 0,
+            usb_endpoint_in: 0x81,
+            usb_endpoint_out: 0x01,
+        }],
+        provider,
+        retry: RetrySettings {
+            first_retry_ms: 300,
+            max_retry_ms: 1000,
+            first_poll_ms: 500,
+            max_poll_ms: 1000,
+            concurrency: 4,
+        },
+        limits: Limits::default(),
+        messages: MessageOverrides::default(),
+        log: LogConfig::default(),
+        metrics: None,
+        shutdown: ShutdownConfig::default(),
+    };
+    let daemon = Daemon::start(&config).await.map_err(|e| e.to_string())?;
+    out.line(&format!("• bridge running, ledger {}", ledger.display()));
+
+    // The terminal.
+    let identity = TerminalIdentity {
+        terminal_id: "DEMO-1".into(),
+        ..TerminalIdentity::default()
+    };
+    let (terminal, events) = Terminal::start(
+        &identity,
+        Some(DEFAULT_BAUD),
+        None,
+        Reopen::new(
+            TransportConfig::serial(&terminal_end.path),
+            Duration::from_millis(100),
+        ),
+    );
+    out.line("• terminal emulator DEMO-1 (20×4 display)\n");
+    let mut demo = Demo {
+        terminal,
+        events,
+        out,
+        ledger,
+    };
+
+    demo.say("1. A refund of 12.50 USD on payment PAY-SYNC-1:");
+    let state = demo
+        .refund("REF-1", "PAY-SYNC-1", 1250, RefundState::is_final)
+        .await?;
+    demo.say(&format!(
+        "\n   It ended {state}. Its history, as `posbridge show REF-1` prints it:"
+    ));
+    demo.history("REF-1")?;
+
+    demo.say(
+        "\n2. A refund the provider finishes later (PAY-ASYNC-1): PROCESSING, then asked about:",
+    );
+    let state = demo
+        .refund("REF-2", "PAY-ASYNC-1", 5000, RefundState::is_final)
+        .await?;
+    demo.say(&format!("   It ended {state}."));
+
+    demo.say("\n3. The store's network goes down. A refund is recorded and QUEUED:");
+    sim.set_down(true).await;
+    let state = demo
+        .refund("REF-3", "PAY-SYNC-2", 700, |s| s == RefundState::Queued)
+        .await?;
+    demo.say(&format!(
+        "   It is {state}: recorded in the ledger, waiting for the network."
+    ));
+
+    demo.say("\n4. The network comes back; the queue drains:");
+    sim.set_down(false).await;
+    let state = demo.follow("REF-3", RefundState::is_final).await?;
+    demo.say(&format!("   REF-3 ended {state}."));
+    demo.history("REF-3")?;
+
+    let executed: u32 = ["PAY-SYNC-1", "PAY-ASYNC-1", "PAY-SYNC-2"]
+        .iter()
+        .map(|p| sim.executed(p))
+        .sum();
+    demo.say(&format!(
+        "\nThe simulated cloud executed {executed} refunds, one each. Try it yourself: `posbridge --help`."
+    ));
+    daemon.stop().await;
+    if args.keep {
+        let kept = scratch.keep();
+        demo.say(&format!("The ledger is kept in {}.", kept.display()));
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix("posbridge-demo-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a scratch directory: {e}"))
+}
