@@ -6,9 +6,16 @@ use std::process::Command;
 
 #[test]
 fn the_demo_tells_the_whole_story() {
-    let out = Command::new(env!("CARGO_BIN_EXE_posbridge")).arg("demo").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_posbridge"))
+        .arg("demo")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for expected in [
         "REFUND_UPDATE REF-1 ACCEPTED",
         "│Refund approved     │",
@@ -22,5 +29,8 @@ fn the_demo_tells_the_whole_story() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
-    assert!(String::from_utf8_lossy(&out.stderr).trim().is_empty(), "no warnings on a clean run");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).trim().is_empty(),
+        "no warnings on a clean run"
+    );
 }

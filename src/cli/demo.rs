@@ -102,7 +102,8 @@ impl Demo {
                 Ok(Some(event)) => event,
                 Ok(None) => return Err("the terminal emulator stopped".into()),
                 Err(_) => {
-                    return reached.ok_or_else(|| format!("{id} did not get there within {STEP:?}"));
+                    return reached
+                        .ok_or_else(|| format!("{id} did not get there within {STEP:?}"));
                 }
             };
             self.out.event(&event);

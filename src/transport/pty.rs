@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,6 +33,11 @@ pub struct PtyLink {
 /// Creates a pseudo-terminal pair in raw mode.
 pub fn open_pty() -> io::Result<PtyLink> {
     let pair = nix::pty::openpty(None, None).map_err(io::Error::from)?;
+    // Neither end may leak into processes started later: a child holding the master
+    // would keep the line "plugged in" for whoever has the other end open.
+    for fd in [&pair.master, &pair.slave] {
+        fcntl(fd.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
+    }
     let mut termios = tcgetattr(pair.slave.as_fd()).map_err(io::Error::from)?;
     cfmakeraw(&mut termios);
     tcsetattr(pair.slave.as_fd(), SetArg::TCSANOW, &termios).map_err(io::Error::from)?;
@@ -135,5 +140,19 @@ impl SymlinkGuard {
 impl Drop for SymlinkGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.link);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn neither_end_leaks_into_children() {
+        let pty = open_pty().unwrap();
+        for fd in [pty.master.fd.get_ref().as_fd(), pty._terminal_side.as_fd()] {
+            let flags = fcntl(fd, FcntlArg::F_GETFD).unwrap();
+            assert!(FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC));
+        }
     }
 }
