@@ -144,6 +144,7 @@ impl ProviderConfig {
             ProviderConfig::Antom(a) => {
                 fix(&mut a.private_key_file);
                 fix(&mut a.antom_public_key_file);
+                fix(&mut a.merchant_public_key_file);
             }
             ProviderConfig::Ottpay(o) => fix(&mut o.app_key_file),
             ProviderConfig::Paymentoptions(p) => fix(&mut p.api_key_file),

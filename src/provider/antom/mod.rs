@@ -79,6 +79,10 @@ pub struct AntomConfig {
     /// A file with Antom's public key.
     #[serde(default)]
     pub antom_public_key_file: Option<PathBuf>,
+    /// The merchant's own public key, as uploaded to the Antom dashboard; optional,
+    /// only `posbridge doctor` reads it, to check it matches the private key.
+    #[serde(default)]
+    pub merchant_public_key_file: Option<PathBuf>,
     /// The `Request-Time` format.
     #[serde(default)]
     pub request_time: RequestTimeFormat,
@@ -107,6 +111,7 @@ impl AntomConfig {
             private_key_file: None,
             antom_public_key: None,
             antom_public_key_file: None,
+            merchant_public_key_file: None,
             request_time: RequestTimeFormat::EpochMillis,
             http: HttpSettings::default(),
             notify: None,
