@@ -83,7 +83,21 @@ Examples:
     Refund(cloud::RefundArgs),
     /// Look a refund up at the configured provider and print the classified outcome.
     Inquire(cloud::InquireArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    #[command(after_help = "Examples:
+  posbridge completions bash > /usr/share/bash-completion/completions/posbridge
+  posbridge completions zsh > /usr/share/zsh/vendor-completions/_posbridge")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    #[command(after_help = "Examples:
+  posbridge man > /usr/share/man/man1/posbridge.1 && man posbridge")]
+    Man,
     /// Print the version.
+    #[command(after_help = "Examples:
+  posbridge version")]
     Version,
 }
 
@@ -149,6 +163,21 @@ pub fn main() -> ExitCode {
             Command::SimCloud(args) => cloud::sim_cloud(args).await,
             Command::Refund(args) => cloud::refund(args).await,
             Command::Inquire(args) => cloud::inquire(args).await,
+            Command::Completions { shell } => {
+                let mut command = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut command, "posbridge", &mut std::io::stdout());
+                ExitCode::SUCCESS
+            }
+            Command::Man => {
+                let command = <Cli as clap::CommandFactory>::command();
+                match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("posbridge: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
             Command::Version => {
                 println!("posbridge {}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS
