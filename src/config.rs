@@ -222,10 +222,23 @@ impl Config {
     /// Parses and checks a configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let (line, key) = match e.span() {
+            let (mut line, key) = match e.span() {
                 Some(span) => locate(text, span.start),
                 None => (None, None),
             };
+            // The provider table is read as a whole (its `kind` picks the shape), so
+            // its errors point at the table; read it again, field by field, to name
+            // the field and its line.
+            if key.as_deref().is_some_and(|k| k.starts_with("provider"))
+                && let Some((field, message)) = provider_error(text)
+            {
+                line = line_of_field(text, &field).or(line);
+                return ConfigError {
+                    file: file.to_owned(),
+                    line,
+                    message: format!("`{field}`: {message}"),
+                };
+            }
             let message = match key {
                 Some(key) => format!("`{key}`: {}", redact(e.message())),
                 None => redact(e.message()),
@@ -287,6 +300,69 @@ impl Config {
             messages: self.messages.clone(),
         }
     }
+}
+
+/// The `[provider]` table's first error, with the dotted key of the field to blame.
+fn provider_error(text: &str) -> Option<(String, String)> {
+    use crate::provider::{
+        antom::AntomConfig, ottpay::OttPayConfig, paymentoptions::PaymentOptionsConfig,
+    };
+    let table: toml::Table = text.parse().ok()?;
+    let mut provider = table.get("provider")?.as_table()?.clone();
+    let kind = provider.remove("kind")?.as_str()?.to_owned();
+    let value = toml::Value::Table(provider);
+    let error = match kind.as_str() {
+        "antom" => serde_path_to_error::deserialize::<_, AntomConfig>(value).err(),
+        "ottpay" => serde_path_to_error::deserialize::<_, OttPayConfig>(value).err(),
+        "paymentoptions" => {
+            serde_path_to_error::deserialize::<_, PaymentOptionsConfig>(value).err()
+        }
+        _ => None,
+    }?;
+    // The first line only: the rest repeats the key ("in `merchant_id`").
+    let message = redact(error.inner().to_string().lines().next().unwrap_or_default());
+    let mut path = error.path().to_string();
+    // An unknown field is named in the message, not in the path.
+    if let Some(name) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        if path == "." {
+            path = name.to_owned();
+        } else if path.rsplit('.').next() != Some(name) {
+            path = format!("{path}.{name}");
+        }
+    }
+    let field = if path == "." {
+        "provider".to_owned()
+    } else {
+        format!("provider.{path}")
+    };
+    Some((field, message))
+}
+
+/// The line where a dotted key (`provider.http.connect_timeout_ms`) is set.
+fn line_of_field(text: &str, dotted: &str) -> Option<usize> {
+    let (table, name) = dotted.rsplit_once('.')?;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(header) = t.strip_prefix('[') {
+            current = header
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim()
+                .to_owned();
+            continue;
+        }
+        if current == table
+            && let Some((key, _)) = t.split_once('=')
+            && key.trim() == name
+        {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 /// Drops the offending value from serde's "invalid type/value" messages: it might be
@@ -444,6 +520,36 @@ USD = 50000
         let bad_limit = GOOD.replace("USD = 50000", "usd = 50000");
         let err = Config::parse(&bad_limit, "f").unwrap_err();
         assert!(err.message.contains("limits.per_refund.usd"), "{err}");
+    }
+
+    #[test]
+    fn provider_errors_name_the_field_and_its_line() {
+        let cases = [
+            (
+                GOOD.replace("merchant_id = \"M1\"", "merchant_id = 7"),
+                12,
+                "provider.merchant_id",
+            ),
+            (
+                GOOD.replace("api_key = \"k\"", "api_kee = \"k\""),
+                11,
+                "provider.api_kee",
+            ),
+            (
+                GOOD.replace(
+                    "merchant_id = \"M1\"",
+                    "merchant_id = \"M1\"\n[provider.http]\nconnect_timeout_ms = \"soon\"",
+                ),
+                14,
+                "provider.http.connect_timeout_ms",
+            ),
+        ];
+        for (text, line, key) in cases {
+            let err = Config::parse(&text, "f").unwrap_err();
+            assert_eq!(err.line, Some(line), "{err}\n{text}");
+            assert!(err.message.contains(key), "{err}");
+            assert!(!err.message.contains('\n'), "{err}");
+        }
     }
 
     #[test]
