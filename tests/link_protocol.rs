@@ -354,3 +354,73 @@ fn ack_timeout_scales_with_the_line() {
     assert!(slow.ack_timeout(4096) > Duration::from_millis(4400));
     assert!(slow.ack_timeout(4096) < Duration::from_millis(4700));
 }
+
+/// A stream that reads nothing and fails every write, like a device unplugged
+/// under the writer.
+struct BrokenWrites;
+
+impl tokio::io::AsyncRead for BrokenWrites {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncWrite for BrokenWrites {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("device gone")))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// First a stream whose writes fail, then a good one.
+struct BrokenThenGood(Option<DuplexStream>, bool);
+
+impl posbridge::link::Connector for BrokenThenGood {
+    fn connect(
+        &mut self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<posbridge::link::BoxIo>> + Send + '_>,
+    > {
+        let io: Option<posbridge::link::BoxIo> = if self.1 {
+            self.0.take().map(|d| Box::new(d) as posbridge::link::BoxIo)
+        } else {
+            self.1 = true;
+            Some(Box::new(BrokenWrites))
+        };
+        Box::pin(async move { io })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_write_ends_the_stream_and_the_link_reconnects() {
+    // Found by the fault campaign: the link polled its finished writer task again
+    // and its task panicked, leaving the line dead until the process restarted.
+    let (near, far) = tokio::io::duplex(16 * 1024);
+    let (_link, _events) = Link::spawn(
+        LinkConfig::new(Role::Bridge, None),
+        BrokenThenGood(Some(near), false),
+    );
+    let mut peer = Peer {
+        framed: Framed::new(far, FrameCodec::new()),
+    };
+    assert_eq!(peer.next().await.kind, Kind::RESET);
+}

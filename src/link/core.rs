@@ -153,6 +153,7 @@ impl State {
         self.heard();
         self.on_connect();
 
+        let mut writer_done = false;
         let ended = loop {
             self.pump();
             if self.writer_gone {
@@ -171,6 +172,7 @@ impl State {
                 },
                 Some((session, seq)) = ack_rx.recv() => self.on_receiver_ack(session, seq),
                 why = &mut writer => {
+                    writer_done = true;
                     break Ended::Closed(why.unwrap_or_else(|e| e.to_string()));
                 }
                 _ = sleep_until(wake) => self.on_timer().await,
@@ -180,7 +182,10 @@ impl State {
         writer.abort();
         // Let the aborted tasks release the stream before the connector reopens it.
         let _ = (&mut reader).await;
-        let _ = (&mut writer).await;
+        // A finished task's handle must not be polled again.
+        if !writer_done {
+            let _ = (&mut writer).await;
+        }
         self.out = None;
         ended
     }
