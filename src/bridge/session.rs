@@ -16,7 +16,8 @@ use super::limits::over_daily;
 use super::{Bridge, Out, Outgoing, SessionEntry, now_ms};
 use crate::ledger::{AcceptPolicy, Acceptance, NewRefund, RefundRecord};
 use crate::link::{
-    Connector, Delivery, Link, LinkConfig, LinkEvent, LinkHandle, Role, SendError, Tracer,
+    Connector, Delivery, Link, LinkConfig, LinkEvent, LinkHandle, Role, SendError, SequenceAudit,
+    Tracer,
 };
 use crate::message::{
     Direction, DisplaySize, ErrorCode, ErrorMessage, Hello, Message, Refund, RefundUpdate,
@@ -46,7 +47,7 @@ pub(super) async fn serve(
     config.tracer = tracer;
     let (link, mut events) = Link::spawn(config, connector);
     if let Ok(mut lines) = bridge.inner.lines.lock() {
-        lines.push((label, link.shared_stats()));
+        lines.push((label.clone(), link.shared_stats()));
     }
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let pending = Arc::new(Mutex::new(std::collections::HashSet::new()));
@@ -59,6 +60,7 @@ pub(super) async fn serve(
         current.clone(),
     ));
     let mut terminal: Option<Terminal> = None;
+    let mut audit = SequenceAudit::new(None);
     loop {
         let event = tokio::select! {
             event = events.recv() => event,
@@ -78,6 +80,9 @@ pub(super) async fn serve(
                 }
             }
             LinkEvent::Data(delivery) => {
+                if let Err(fault) = audit.observe(delivery.session, delivery.seq) {
+                    tracing::error!(line = %label, %fault, "link delivered a frame out of sequence");
+                }
                 let line = Line {
                     tx: &out_tx,
                     pending: &pending,

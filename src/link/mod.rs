@@ -12,6 +12,7 @@
 //! [`SendError::Unconfirmed`]: the peer may or may not have it, and the layer above
 //! (whose messages are idempotent) decides whether to send it again.
 
+mod audit;
 mod connector;
 mod core;
 mod stats;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+pub use audit::{SequenceAudit, SequenceFault};
 pub use connector::{BoxIo, Connector, Io, OneShot};
 pub use stats::{LinkStats, LinkStatsSnapshot};
 

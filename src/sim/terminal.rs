@@ -5,12 +5,14 @@
 //! opens every session with HELLO, turns frames into typed [`Message`]s, and re-sends
 //! a request whose frame went unconfirmed (REFUND, INQUIRY and STATUS are idempotent).
 
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::link::{
     Connector, DownReason, Link, LinkConfig, LinkEvent, LinkHandle, LinkStatsSnapshot, Role,
-    SendError, Tracer,
+    SendError, SequenceAudit, Tracer,
 };
 use crate::message::{Direction, DisplaySize, Hello, Invalid, Message};
 use crate::wire::Kind;
@@ -74,6 +76,7 @@ pub enum TerminalEvent {
 #[derive(Clone)]
 pub struct Terminal {
     link: LinkHandle,
+    audit: Arc<Mutex<SequenceAudit>>,
 }
 
 impl Terminal {
@@ -89,12 +92,20 @@ impl Terminal {
         config.tracer = tracer;
         let (link, mut link_events) = Link::spawn(config, connector);
         let (tx, rx) = mpsc::channel(256);
+        // Every session of the bridge's frames starts at seq 0 (SPEC 4.1.5).
+        let audit = Arc::new(Mutex::new(SequenceAudit::new(Some(0))));
+        let audit_in = audit.clone();
         tokio::spawn(async move {
             while let Some(event) = link_events.recv().await {
                 let event = match event {
                     LinkEvent::Up { .. } => TerminalEvent::Up,
                     LinkEvent::Down { reason, .. } => TerminalEvent::Down(reason),
                     LinkEvent::Data(delivery) => {
+                        if let Ok(mut audit) = audit_in.lock()
+                            && let Err(fault) = audit.observe(delivery.session, delivery.seq)
+                        {
+                            tracing::error!(%fault, "link delivered a frame out of sequence");
+                        }
                         match Message::parse_from(
                             Direction::ToTerminal,
                             delivery.kind,
@@ -113,7 +124,7 @@ impl Terminal {
                 }
             }
         });
-        (Terminal { link }, rx)
+        (Terminal { link, audit }, rx)
     }
 
     /// Sends a message and waits for the bridge's ACK, sending it again in the next
@@ -138,5 +149,11 @@ impl Terminal {
     /// The link's counters.
     pub fn stats(&self) -> LinkStatsSnapshot {
         self.link.stats()
+    }
+
+    /// What the terminal's own check of the bridge's frame sequence saw: deliveries
+    /// and any frame delivered twice or skipped.
+    pub fn audit(&self) -> SequenceAudit {
+        self.audit.lock().map(|a| a.clone()).unwrap_or_default()
     }
 }
