@@ -18,9 +18,16 @@ use super::{LedgerError, schema};
 use crate::message::RefundState;
 use crate::money::{Amount, Currency};
 
-/// States in which a refund is not finished: the bridge (or a person) still owes it
-/// something, and a later refund of the same payment waits for it.
-const OPEN_STATES: &str = "('ACCEPTED', 'QUEUED', 'PROCESSING', 'NEEDS_ATTENTION')";
+/// States in which the bridge still owes a refund something; a later refund of the
+/// same payment waits for it.
+const ACTIVE_STATES: &str = "('ACCEPTED', 'QUEUED', 'PROCESSING')";
+
+/// States in which a refund is not settled: the active ones and those waiting for a
+/// person. A NEEDS_ATTENTION refund does not hold later refunds of its payment back:
+/// nothing more will be sent for it, the provider still guards the refundable amount,
+/// and otherwise the later ones would wait, and the cashier be told they wait for the
+/// network, until someone settles it.
+const UNSETTLED_STATES: &str = "('ACCEPTED', 'QUEUED', 'PROCESSING', 'NEEDS_ATTENTION')";
 
 const SELECT_REFUND: &str = "SELECT r.id, r.terminal_id, r.original_merchant_refund_id, \
     r.payment_id, r.amount_value, r.amount_currency, r.memo, r.provider, r.state, \
@@ -183,7 +190,7 @@ impl Ledger {
             }
         }
         let waits_for_earlier: bool = sp.prepare_cached(&format!(
-                "SELECT EXISTS (SELECT 1 FROM refunds WHERE payment_id = ?1 AND state IN {OPEN_STATES})"
+                "SELECT EXISTS (SELECT 1 FROM refunds WHERE payment_id = ?1 AND state IN {ACTIVE_STATES})"
             ))?.query_row(params![new.payment_id],
             |r| r.get(0),
         )?;
@@ -601,9 +608,9 @@ impl Ledger {
     pub fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<RefundRecord>, LedgerError> {
         let sql = format!(
             "{SELECT_REFUND} WHERE r.next_action_ms <= ?1 \
-             AND r.state IN ('ACCEPTED', 'QUEUED', 'PROCESSING') \
+             AND r.state IN {ACTIVE_STATES} \
              AND NOT EXISTS (SELECT 1 FROM refunds e WHERE e.payment_id = r.payment_id \
-                             AND e.id < r.id AND e.state IN {OPEN_STATES}) \
+                             AND e.id < r.id AND e.state IN {ACTIVE_STATES}) \
              ORDER BY r.next_action_ms, r.id LIMIT ?2"
         );
         collect(&self.conn, &sql, params![now_ms, limit as i64])
@@ -639,7 +646,7 @@ impl Ledger {
     pub fn unfinished(&self) -> Result<Vec<RefundRecord>, LedgerError> {
         collect(
             &self.conn,
-            &format!("{SELECT_REFUND} WHERE r.state IN {OPEN_STATES} ORDER BY r.id"),
+            &format!("{SELECT_REFUND} WHERE r.state IN {UNSETTLED_STATES} ORDER BY r.id"),
             [],
         )
     }

@@ -202,6 +202,47 @@ fn due_keeps_one_refund_per_payment_in_order() {
 }
 
 #[test]
+fn a_refund_handed_to_a_person_does_not_hold_the_next_one_back() {
+    // Found by the fault campaign: the next refund of the payment stayed QUEUED, the
+    // terminal saying it waited for the network, until someone settled the first.
+    let (_dir, mut ledger) = open();
+    let a = recorded(
+        ledger
+            .accept(&new_refund("R1", "P1", 1), &policy("A"), 10)
+            .unwrap(),
+    );
+    let in_doubt = Change {
+        state: Some(RefundState::NeedsAttention),
+        attempt: Some(AttemptStatus::Done),
+        next_action_ms: Some(None),
+        cause: "outcome unknown".into(),
+        ..Change::default()
+    };
+    ledger.apply(a.id, a.attempt_id, &in_doubt, 20).unwrap();
+    let b = match ledger
+        .accept(&new_refund("R2", "P1", 2), &policy("B"), 30)
+        .unwrap()
+    {
+        Acceptance::Recorded {
+            refund,
+            waits_for_earlier,
+        } => {
+            assert!(!waits_for_earlier);
+            refund
+        }
+        other => panic!("{other:?}"),
+    };
+    let due: Vec<i64> = ledger.due(100, 10).unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(due, vec![b.id]);
+    let unsettled: Vec<i64> = ledger.unfinished().unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(
+        unsettled,
+        vec![a.id, b.id],
+        "both are still the operator's business"
+    );
+}
+
+#[test]
 fn sending_is_remembered_for_after_a_crash() {
     let (dir, mut ledger) = open();
     let r = recorded(
