@@ -2,6 +2,7 @@
 //! tests alike: a noisy line, the terminal emulator, the link-test responder, and the
 //! cloud simulator.
 
+pub mod chaos;
 pub mod cloud;
 pub mod line;
 pub mod link_test;

@@ -231,6 +231,14 @@ impl Ledger {
         self.refunds.get(refund_id).cloned()
     }
 
+    /// Every refund executed, in the order they were made.
+    pub fn refunds(&self) -> Vec<RefundRecord> {
+        let mut all: Vec<RefundRecord> = self.refunds.values().cloned().collect();
+        // Ids are zero-padded counters.
+        all.sort_by(|a, b| a.refund_id.cmp(&b.refund_id));
+        all
+    }
+
     /// A refund by Antom refundRequestId.
     pub fn refund_by_request_id(&self, request_id: &str) -> Option<RefundRecord> {
         match &self.by_request_id.get(request_id)?.answer {

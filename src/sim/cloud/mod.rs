@@ -315,6 +315,11 @@ impl CloudSim {
         self.shared.ledger().refund_by_request_id(request_id)
     }
 
+    /// Every refund executed so far, in the order they were made.
+    pub fn refunds(&self) -> Vec<RefundRecord> {
+        self.shared.ledger().refunds()
+    }
+
     /// Adds a fault rule.
     pub fn push_fault(&self, rule: FaultRule) {
         lock(&self.shared.faults).push(rule);
