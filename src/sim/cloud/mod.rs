@@ -285,9 +285,11 @@ impl CloudSim {
         self.addr
     }
 
-    /// `http://<addr>`, the base URL for any of the three providers.
+    /// `http://<addr>`, the base URL for any of the three providers (a loopback
+    /// address when listening on all interfaces, since clients accept plain http only
+    /// for loopback hosts).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        local_base_url(self.addr)
     }
 
     /// Adds or replaces a payment.
@@ -368,6 +370,21 @@ impl Drop for CloudSim {
     fn drop(&mut self) {
         self.shared.stop.cancel();
     }
+}
+
+/// `http://<addr>` for a simulator listening on `addr`, with an unspecified address
+/// (`0.0.0.0`, `::`) replaced by loopback of the same family.
+pub fn local_base_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        addr.set_ip(loopback);
+    }
+    format!("http://{addr}")
 }
 
 pub(crate) fn stats(shared: &Shared) -> SimStats {
