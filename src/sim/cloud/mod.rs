@@ -94,6 +94,7 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     notify_url: Mutex<Option<String>>,
     tokens: Mutex<HashMap<String, Instant>>,
+    issued_tokens: Mutex<Vec<String>>,
     requests: Mutex<HashMap<String, u64>>,
     tokens_issued: AtomicU64,
     notifications_acknowledged: AtomicU64,
@@ -250,6 +251,7 @@ impl CloudSim {
             ledger: Mutex::new(ledger),
             faults: Mutex::new(Faults::default()),
             tokens: Mutex::new(HashMap::new()),
+            issued_tokens: Mutex::new(Vec::new()),
             requests: Mutex::new(HashMap::new()),
             tokens_issued: AtomicU64::new(0),
             notifications_acknowledged: AtomicU64::new(0),
@@ -290,6 +292,12 @@ impl CloudSim {
     /// for loopback hosts).
     pub fn base_url(&self) -> String {
         local_base_url(self.addr)
+    }
+
+    /// Every OTT Pay access token issued so far, in order, revoked and expired ones
+    /// included (for tests that check no token ends up in a log or a file).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.issued_tokens).clone()
     }
 
     /// Adds or replaces a payment.
