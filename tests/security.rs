@@ -213,7 +213,7 @@ impl Haystacks {
     }
 }
 
-/// Waits until the ledger has settled `id` (succeeded, failed or handed to a person).
+/// Waits until the terminal hears `id` settled (succeeded, failed or handed to a person).
 async fn settled(w: &mut World, id: &str) -> RefundState {
     w.final_update(id).await.state
 }
