@@ -124,7 +124,7 @@ pub struct InquireArgs {
 
 /// `posbridge sim-cloud`: serves until Ctrl-C.
 pub async fn sim_cloud(args: SimCloudArgs) -> ExitCode {
-    let base_url = format!("http://{}", args.listen);
+    let base_url = crate::sim::cloud::local_base_url(args.listen);
     if let Some(kind) = &args.print_config {
         return match demo::provider_toml(kind, &base_url) {
             Some(toml) => {

@@ -295,18 +295,10 @@ fn modem_manager() -> Check {
     }
 }
 
-fn base_url(config: &ProviderConfig) -> &str {
-    match config {
-        ProviderConfig::Antom(a) => &a.base_url,
-        ProviderConfig::Ottpay(o) => &o.base_url,
-        ProviderConfig::Paymentoptions(p) => &p.base_url,
-    }
-}
-
 /// DNS, TCP, TLS and (for Antom) a signed inquiry; also the server's clock, if seen.
 async fn cloud(config: &Config) -> (Vec<Check>, Option<jiff::Timestamp>) {
     let mut checks = Vec::new();
-    let url = match reqwest::Url::parse(base_url(&config.provider)) {
+    let url = match reqwest::Url::parse(config.provider.base_url()) {
         Ok(url) => url,
         Err(e) => {
             checks.push(Check::fail(

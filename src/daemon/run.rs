@@ -105,6 +105,15 @@ pub async fn run(path: &Path) -> Result<(), StartError> {
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
+    let base_url = config.provider.base_url();
+    if crate::provider::config::is_plain_http_loopback(base_url) {
+        tracing::warn!(
+            provider = config.provider.name(),
+            base_url,
+            "TLS is off: provider.base_url is plain http:// because it is a local simulator \
+             on this machine; a real provider needs https://"
+        );
+    }
     let daemon = Daemon::start(&config).await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -151,6 +151,15 @@ impl ProviderConfig {
         }
     }
 
+    /// The configured `base_url`, as written.
+    pub fn base_url(&self) -> &str {
+        match self {
+            ProviderConfig::Antom(a) => &a.base_url,
+            ProviderConfig::Ottpay(o) => &o.base_url,
+            ProviderConfig::Paymentoptions(p) => &p.base_url,
+        }
+    }
+
     /// The provider's name.
     pub fn name(&self) -> &'static str {
         match self {
@@ -223,7 +232,10 @@ pub fn resolve_secret(
     Ok(secret)
 }
 
-/// Checks and parses a base URL: http or https, with a host, no query or fragment.
+/// Checks and parses a base URL: https with a host, no query or fragment. Plain
+/// `http://` is accepted only for a loopback host (`127.0.0.0/8`, `::1`,
+/// `localhost`): the cloud simulator on this machine. There is no way to send a
+/// refund to a remote host without TLS, nor to turn certificate checks off.
 /// The returned text has no trailing `/`, so API paths can be appended.
 pub fn base_url(field: &str, text: &str) -> Result<String, ConfigError> {
     let url = reqwest::Url::parse(text.trim())
@@ -231,11 +243,18 @@ pub fn base_url(field: &str, text: &str) -> Result<String, ConfigError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError::invalid(
             field,
-            "must start with https:// (or http:// for a simulator)",
+            "must start with https:// (http:// only for a simulator on 127.0.0.1 or localhost)",
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ConfigError::invalid(field, "has no host"));
+    }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err(ConfigError::invalid(
+            field,
+            "https is required: plain http:// is accepted only for a simulator on this \
+             machine (127.0.0.0/8, ::1 or localhost)",
+        ));
     }
     if url.query().is_some()
         || url.fragment().is_some()
@@ -248,6 +267,26 @@ pub fn base_url(field: &str, text: &str) -> Result<String, ConfigError> {
         ));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Whether `text` is a plain `http://` URL to a loopback host, which [`base_url`]
+/// accepts: calls to it go without TLS (a local simulator). `false` for anything else,
+/// unparsable text included.
+pub fn is_plain_http_loopback(text: &str) -> bool {
+    reqwest::Url::parse(text.trim()).is_ok_and(|url| url.scheme() == "http" && is_loopback(&url))
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    // The URL parser has already normalised the host: IPv4 in dotted decimal (also
+    // when written as `0x7f.1` or `2130706433`), IPv6 in brackets, names lower case.
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost",
+    }
 }
 
 #[cfg(test)]
@@ -288,6 +327,70 @@ mod tests {
             "not a url",
         ] {
             assert!(base_url("u", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        for local in [
+            "http://127.0.0.1:8480",
+            "http://127.9.8.7/x",
+            "http://[::1]:8480",
+            "http://localhost:8480",
+            "http://LOCALHOST",
+            "http://2130706433/",
+        ] {
+            assert!(base_url("base_url", local).is_ok(), "{local}");
+            assert!(is_plain_http_loopback(local), "{local}");
+        }
+        for remote in [
+            "http://example.com",
+            "http://open-na-global.alipay.com/",
+            "http://localhost.example.com",
+            "http://127.0.0.1.example.com",
+            "http://0.0.0.0:8480",
+            "http://10.0.0.5",
+            "http://[::ffff:7f00:1]",
+            "http://[fe80::1]",
+        ] {
+            let err = base_url("base_url", remote).unwrap_err().to_string();
+            assert!(
+                err.contains("`base_url`") && err.contains("https is required"),
+                "{remote}: {err}"
+            );
+            assert!(!is_plain_http_loopback(remote), "{remote}");
+        }
+        assert!(base_url("base_url", "https://example.com").is_ok());
+        assert!(!is_plain_http_loopback("https://127.0.0.1"));
+        assert!(!is_plain_http_loopback("not a url"));
+    }
+
+    #[test]
+    fn a_key_to_turn_certificate_checks_off_is_unknown() {
+        for (kind, rest) in [
+            ("antom", "client_id = \"C\"\nprivate_key = \"k\"\n"),
+            ("ottpay", "app_id = \"A\"\napp_key = \"k\"\n"),
+            ("paymentoptions", "api_key = \"k\"\nmerchant_id = \"M\"\n"),
+        ] {
+            for key in [
+                "danger_accept_invalid_certs",
+                "accept_invalid_certs",
+                "insecure",
+            ] {
+                let top = format!(
+                    "[provider]\nkind = \"{kind}\"\nbase_url = \"https://h.example\"\n{rest}{key} = true\n"
+                );
+                let err = ProviderConfig::from_toml(&top).unwrap_err().to_string();
+                assert!(err.contains(key) && err.contains("unknown"), "{top}: {err}");
+                let http = format!(
+                    "[provider]\nkind = \"{kind}\"\nbase_url = \"https://h.example\"\n{rest}[provider.http]\n{key} = true\n"
+                );
+                let err = ProviderConfig::from_toml(&http).unwrap_err().to_string();
+                assert!(
+                    err.contains(key) && err.contains("unknown"),
+                    "{http}: {err}"
+                );
+            }
         }
     }
 

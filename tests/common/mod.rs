@@ -97,6 +97,8 @@ pub struct Setup {
     pub async_delay: Duration,
     pub extra_config: String,
     pub terminal_id: &'static str,
+    /// Extra environment for the bridge process, from its first start.
+    pub bridge_env: Vec<(String, String)>,
 }
 
 impl Default for Setup {
@@ -107,6 +109,7 @@ impl Default for Setup {
             async_delay: Duration::from_millis(300),
             extra_config: String::new(),
             terminal_id: "TERM-1",
+            bridge_env: Vec::new(),
         }
     }
 }
@@ -147,7 +150,7 @@ impl World {
             line,
             config_path,
             bridge: None,
-            bridge_env: Vec::new(),
+            bridge_env: setup.bridge_env,
             terminal,
             events,
             seen: Vec::new(),
@@ -291,6 +294,13 @@ impl World {
                     self.bridge_log()
                 ),
             }
+        }
+    }
+
+    /// Moves every event already received into `seen`, without waiting.
+    pub fn drain_events(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            self.seen.push(event);
         }
     }
 

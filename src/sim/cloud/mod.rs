@@ -94,6 +94,7 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     notify_url: Mutex<Option<String>>,
     tokens: Mutex<HashMap<String, Instant>>,
+    issued_tokens: Mutex<Vec<String>>,
     requests: Mutex<HashMap<String, u64>>,
     tokens_issued: AtomicU64,
     notifications_acknowledged: AtomicU64,
@@ -250,6 +251,7 @@ impl CloudSim {
             ledger: Mutex::new(ledger),
             faults: Mutex::new(Faults::default()),
             tokens: Mutex::new(HashMap::new()),
+            issued_tokens: Mutex::new(Vec::new()),
             requests: Mutex::new(HashMap::new()),
             tokens_issued: AtomicU64::new(0),
             notifications_acknowledged: AtomicU64::new(0),
@@ -285,9 +287,17 @@ impl CloudSim {
         self.addr
     }
 
-    /// `http://<addr>`, the base URL for any of the three providers.
+    /// `http://<addr>`, the base URL for any of the three providers (a loopback
+    /// address when listening on all interfaces, since clients accept plain http only
+    /// for loopback hosts).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        local_base_url(self.addr)
+    }
+
+    /// Every OTT Pay access token issued so far, in order, revoked and expired ones
+    /// included (for tests that check no token ends up in a log or a file).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.issued_tokens).clone()
     }
 
     /// Adds or replaces a payment.
@@ -373,6 +383,21 @@ impl Drop for CloudSim {
     fn drop(&mut self) {
         self.shared.stop.cancel();
     }
+}
+
+/// `http://<addr>` for a simulator listening on `addr`, with an unspecified address
+/// (`0.0.0.0`, `::`) replaced by loopback of the same family.
+pub fn local_base_url(addr: SocketAddr) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        addr.set_ip(loopback);
+    }
+    format!("http://{addr}")
 }
 
 pub(crate) fn stats(shared: &Shared) -> SimStats {

@@ -55,6 +55,7 @@ pub(crate) async fn token(shared: &Shared, conn: &ConnectionHandle, body: &[u8])
         );
         let ttl = shared.config.ottpay_token_ttl;
         lock(&shared.tokens).insert(token.clone(), Instant::now() + ttl);
+        lock(&shared.issued_tokens).push(token.clone());
         shared.tokens_issued.fetch_add(1, Ordering::Relaxed);
         let expired = jiff::Timestamp::now().as_millisecond()
             + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
