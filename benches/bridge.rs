@@ -8,6 +8,12 @@
 //!   the bridge measures it and logs when it stops);
 //! - the bridge process's peak RSS with 8 terminals, and with 10,000 refunds queued
 //!   while the cloud is down, and how fast that queue drains when it returns.
+//!
+//! `-- --soak N` runs the soak instead: N refunds (100,000 for the record) through the
+//! 8 terminals at `--rate`, sampling the bridge's RSS and open file descriptors as
+//! they go; it fails unless every refund was executed once, the RSS at the end is
+//! within 10 % of the RSS after the warm-up (the first tenth), and the most
+//! descriptors open in the second half is no more than in the first.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -30,6 +36,7 @@ struct Args {
     queued: usize,
     rate: f64,
     provider: &'static str,
+    soak: Option<usize>,
 }
 
 fn args() -> Args {
@@ -38,6 +45,7 @@ fn args() -> Args {
         queued: 10_000,
         rate: 300.0,
         provider: "paymentoptions",
+        soak: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -56,6 +64,7 @@ fn args() -> Args {
             }
             "--rate" => args.rate = it.next().and_then(|v| v.parse().ok()).unwrap_or(args.rate),
             "--antom" => args.provider = "antom",
+            "--soak" => args.soak = it.next().and_then(|v| v.parse().ok()),
             _ => {}
         }
     }
@@ -104,6 +113,13 @@ impl Bridge {
                 .unwrap_or(0)
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Open file descriptors.
+    fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     /// Stops it and returns its closing statistics line.
@@ -243,9 +259,101 @@ async fn up(w: &mut World) {
     }
 }
 
+/// The soak: `count` refunds at `rate`, with the bridge's memory and descriptors
+/// sampled every twentieth of the way.
+async fn soak(args: &Args, count: usize) {
+    let mut config = demo::sim_config("127.0.0.1:0".parse().unwrap()).unwrap();
+    config.payments = (0..count)
+        .map(|i| PaymentSeed::new(format!("PAY-{i}"), usd(1_000_000)))
+        .collect();
+    let sim = CloudSim::start(config).await.unwrap();
+    let mut w = world(&sim, args.provider).await;
+    let bridge = Bridge::start(&w.config);
+    up(&mut w).await;
+    println!(
+        "## Soak: {count} refunds at {:.0}/s offered, {TERMINALS} terminals, provider {}",
+        args.rate, args.provider
+    );
+    println!("| refunds final | elapsed s | RSS MiB | open fds |");
+    println!("| ---: | ---: | ---: | ---: |");
+    let started = Instant::now();
+    send_all(&w, count, "S", Some(args.rate));
+    let step = (count / 20).max(1);
+    let warm_up = count / 10;
+    let mut finished = HashSet::new();
+    let mut after_warm_up = None;
+    let mut samples = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    while finished.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, w.events.recv()).await {
+            Ok(Some((_, TerminalEvent::Message(Message::RefundUpdate(u)))))
+                if u.state.is_final() =>
+            {
+                if finished.insert(u.original_merchant_refund_id) && finished.len() % step == 0 {
+                    let (rss, _) = bridge.rss_kib();
+                    let fds = bridge.fds();
+                    println!(
+                        "| {} | {:.0} | {:.1} | {fds} |",
+                        finished.len(),
+                        started.elapsed().as_secs_f64(),
+                        rss as f64 / 1024.0
+                    );
+                    if finished.len() >= warm_up && after_warm_up.is_none() {
+                        after_warm_up = Some((rss, fds));
+                    }
+                    samples.push((rss, fds));
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => panic!("only {} of {count} refunds got there", finished.len()),
+        }
+    }
+    let elapsed = started.elapsed();
+    let (end_rss, end_fds) = samples.last().copied().unwrap_or_default();
+    let (warm_rss, warm_fds) = after_warm_up.unwrap_or((end_rss, end_fds));
+    let (_, peak) = bridge.rss_kib();
+    let stats = bridge.stop();
+    let executed: u32 = (0..count).map(|i| sim.executed(&format!("PAY-{i}"))).sum();
+    println!(
+        "{count} refunds in {:.0} s ({:.0}/s); provider executed {executed}; RSS after warm-up {:.1} MiB, at the end {:.1} MiB ({:+.1} %), peak {:.1} MiB; fds {warm_fds} → {end_fds}; own latency p50 {} µs p99 {} µs",
+        elapsed.as_secs_f64(),
+        count as f64 / elapsed.as_secs_f64(),
+        warm_rss as f64 / 1024.0,
+        end_rss as f64 / 1024.0,
+        (end_rss as f64 - warm_rss as f64) * 100.0 / warm_rss.max(1) as f64,
+        peak as f64 / 1024.0,
+        field(&stats, "own_latency_p50_us"),
+        field(&stats, "own_latency_p99_us"),
+    );
+    assert_eq!(
+        executed as usize, count,
+        "every refund executed exactly once"
+    );
+    assert!(
+        end_rss as f64 <= warm_rss as f64 * 1.10,
+        "RSS grew more than 10 % after the warm-up"
+    );
+    // Pooled cloud connections come and go; a leak shows as the most open in the
+    // second half exceeding the most open in the first.
+    let half = samples.len() / 2;
+    let most = |s: &[(u64, usize)]| s.iter().map(|&(_, f)| f).max().unwrap_or(0);
+    let (first_half, second_half) = samples.split_at(half);
+    assert!(
+        most(second_half) <= most(first_half),
+        "open file descriptors grew: at most {} in the first half, {} in the second",
+        most(first_half),
+        most(second_half)
+    );
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
+    if let Some(count) = args.soak {
+        soak(&args, count).await;
+        return;
+    }
     let total = args.refunds.max(args.queued);
     let mut config = demo::sim_config("127.0.0.1:0".parse().unwrap()).unwrap();
     config.payments = (0..total)

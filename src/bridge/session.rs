@@ -559,15 +559,17 @@ async fn send_loop(
                 };
                 if refund.state.is_final() {
                     if sent.is_ok() {
+                        // Not awaited: the line goes on while the ledger records it. Lost
+                        // in a crash, it only means the terminal hears it once more.
                         let (id, state, now) = (refund.id, refund.state, now_ms());
-                        if let Err(e) = bridge
-                            .inner
-                            .ledger
-                            .call(move |l| l.mark_delivered(id, state, now))
-                            .await
-                        {
-                            tracing::error!(ledger = id, "recording delivery: {e}");
-                        }
+                        let ledger = bridge.inner.ledger.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) =
+                                ledger.call(move |l| l.mark_delivered(id, state, now)).await
+                            {
+                                tracing::error!(ledger = id, "recording delivery: {e}");
+                            }
+                        });
                     }
                     if let Ok(mut p) = pending.lock() {
                         p.remove(&refund.id);

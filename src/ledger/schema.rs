@@ -70,6 +70,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX transitions_refund ON transitions (refund_id, id);
     "#,
+    // Version 2: final states a terminal has not acknowledged, found without reading
+    // every refund the terminal ever made (the sweep asks every two seconds).
+    r#"
+    CREATE INDEX refunds_undelivered ON refunds (terminal_id, id)
+        WHERE state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')
+          AND (delivered_state IS NULL OR delivered_state != state);
+    "#,
 ];
 
 /// The schema version this build writes.

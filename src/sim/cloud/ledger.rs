@@ -193,6 +193,8 @@ pub struct Ledger {
     payments: HashMap<String, PaymentEntry>,
     refunds: HashMap<String, RefundRecord>,
     by_request_id: HashMap<String, Remembered>,
+    /// Refunds still pending, so settling never walks every refund ever made.
+    pending: std::collections::BTreeSet<String>,
     next_refund: u64,
 }
 
@@ -305,8 +307,9 @@ impl Ledger {
         async_delay: Duration,
     ) -> Result<RefundRecord, Rejection> {
         let pending_here = self
-            .refunds
-            .values()
+            .pending
+            .iter()
+            .filter_map(|id| self.refunds.get(id))
             .any(|r| r.payment_id == ask.payment_id && r.state == RefundState::Pending);
         let Some(entry) = self.payments.get_mut(ask.payment_id) else {
             return Err(Rejection::PaymentNotFound);
@@ -363,6 +366,9 @@ impl Ledger {
             state,
             due,
         };
+        if record.due.is_some() {
+            self.pending.insert(record.refund_id.clone());
+        }
         self.refunds
             .insert(record.refund_id.clone(), record.clone());
         Ok(record)
@@ -372,11 +378,17 @@ impl Ledger {
     /// refunds that changed, for notifications.
     pub fn settle(&mut self, now: Instant, force: bool) -> Vec<RefundRecord> {
         let mut settled = Vec::new();
-        for record in self.refunds.values_mut() {
+        let mut done = Vec::new();
+        for id in &self.pending {
+            let Some(record) = self.refunds.get_mut(id) else {
+                done.push(id.clone());
+                continue;
+            };
             let due = record.due.is_some_and(|due| force || due <= now);
             if record.state != RefundState::Pending || !due {
                 continue;
             }
+            done.push(id.clone());
             record.due = None;
             let result = self
                 .payments
@@ -394,6 +406,9 @@ impl Ledger {
                 }
             };
             settled.push(record.clone());
+        }
+        for id in done {
+            self.pending.remove(&id);
         }
         settled
     }
