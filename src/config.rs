@@ -441,15 +441,13 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
     };
     let header = |line: &str| -> Option<String> {
         let inner = line.trim().strip_prefix('[')?;
-        Some(
-            inner
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .split('.')
-                .map(unquote)
-                .collect::<Vec<_>>()
-                .join("."),
-        )
+        // Up to the closing bracket: a comment may follow it.
+        let inner = inner
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or_default();
+        Some(inner.split('.').map(unquote).collect::<Vec<_>>().join("."))
     };
     let within = |path: &str, of: &str| {
         path == of
@@ -611,6 +609,8 @@ USD = 50000
             ),
             // A key of a table: the key's own line.
             (format!("{GOOD}[shutdown]\ngrace_ms = 700000\n"), 17),
+            // The table with a comment after its header.
+            (format!("{GOOD}[retry] # backoff\nfirst_retry_ms = 0\n"), 16),
             // The second terminal: its own header, not the first one's.
             (
                 format!("{GOOD}[[terminal]]\ndevice = \"/dev/ttyACM0\"\nusb = \"0b00:3070\"\n"),

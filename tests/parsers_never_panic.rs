@@ -337,31 +337,39 @@ fn run(parser: Parser, status: u16, signature: u8, body: &[u8]) -> Result<String
     }
 }
 
-/// A configuration error says what is wrong and names the file, and the line when
-/// it gives one.
-fn check_config_error(error: &ConfigError) -> Result<(), TestCaseError> {
+/// Parses a configuration as the daemon does. An accepted one has a transport for
+/// every terminal; an error says what is wrong and names the file, and the line when
+/// it gives one, which is a line of the text. Returns the error.
+fn parse_config(text: &str) -> Result<Option<ConfigError>, TestCaseError> {
+    let error = match Config::parse(text, FILE) {
+        Ok(config) => {
+            for terminal in &config.terminals {
+                prop_assert!(terminal.transport().is_ok());
+            }
+            return Ok(None);
+        }
+        Err(error) => error,
+    };
     let shown = error.to_string();
     prop_assert!(
         !error.message.trim().is_empty(),
         "an empty message: {shown}"
     );
     let head = match error.line {
-        Some(line) => format!("{FILE}:{line}: "),
+        Some(line) => {
+            prop_assert!(
+                (1..=text.lines().count() + 1).contains(&line),
+                "line {line} is not in the text: {shown}"
+            );
+            format!("{FILE}:{line}: ")
+        }
         None => format!("{FILE}: "),
     };
     prop_assert!(
         shown.starts_with(&head),
         "{shown:?} does not start {head:?}"
     );
-    Ok(())
-}
-
-fn parse_config(text: &str) -> Result<Result<Config, ConfigError>, TestCaseError> {
-    let parsed = Config::parse(text, FILE);
-    if let Err(error) = &parsed {
-        check_config_error(error)?;
-    }
-    Ok(parsed)
+    Ok(Some(error))
 }
 
 /// One edit of a sample.
@@ -446,7 +454,7 @@ proptest! {
     ) {
         let mutated = mutate(CONFIGS[which].as_bytes(), &edits);
         let text = String::from_utf8_lossy(&mutated);
-        if let Err(error) = parse_config(&text)? {
+        if let Some(error) = parse_config(&text)? {
             // Only a file without any terminal has no line to blame.
             let whole_file = error.message.contains("no [[terminal]] is configured");
             prop_assert!(
