@@ -251,7 +251,7 @@ impl Config {
         })?;
         config.check().map_err(|(key, message)| ConfigError {
             file: file.to_owned(),
-            line: key.as_deref().and_then(|k| line_of_key(text, k)),
+            line: line_of_check(text, key.as_deref(), &message),
             message: match key {
                 Some(key) => format!("`{key}`: {message}"),
                 None => message,
@@ -357,7 +357,7 @@ fn line_of_field(text: &str, dotted: &str) -> Option<usize> {
         }
         if current == table
             && let Some((key, _)) = t.split_once('=')
-            && key.trim() == name
+            && unquote(key) == name
         {
             return Some(i + 1);
         }
@@ -417,17 +417,91 @@ fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
     (Some(line_no), key)
 }
 
-/// The line where a dotted key's table or key appears, for errors found after parsing.
+/// The line to blame for an error found after parsing: the entry the message names
+/// (`limits.per_refund.usd: ...`), else the key itself, else its table.
+fn line_of_check(text: &str, key: Option<&str>, message: &str) -> Option<usize> {
+    let named = message
+        .split_once(": ")
+        .map(|(named, _)| named)
+        .filter(|named| named.contains('.') && !named.contains(' '));
+    named
+        .and_then(|named| line_of_field(text, named))
+        .or_else(|| key.and_then(|key| line_of_field(text, key)))
+        .or_else(|| key.and_then(|key| line_of_key(text, key)))
+}
+
+/// The line where a key's table appears, for errors found after parsing: for
+/// `terminal[2]` the third `[[terminal]]`; otherwise the first table header or
+/// top-level dotted key at or below the key (`[messages.states]` for `messages`),
+/// else the nearest table above it (`[shutdown]` for `shutdown.grace_ms`).
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    let table = key.split('[').next().unwrap_or(key);
-    text.lines()
-        .position(|line| {
-            let t = line.trim();
-            t.strip_prefix('[')
-                .map(|h| h.trim_start_matches('[').trim_end_matches(']').trim() == table)
-                .unwrap_or(false)
-        })
-        .map(|i| i + 1)
+    let (table, nth) = match key.strip_suffix(']').and_then(|k| k.split_once('[')) {
+        Some((table, index)) => (table, index.parse::<usize>().ok()),
+        None => (key, None),
+    };
+    let header = |line: &str| -> Option<String> {
+        let inner = line.trim().strip_prefix('[')?;
+        // Up to the closing bracket: a comment may follow it.
+        let inner = inner
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or_default();
+        Some(inner.split('.').map(unquote).collect::<Vec<_>>().join("."))
+    };
+    let within = |path: &str, of: &str| {
+        path == of
+            || path
+                .strip_prefix(of)
+                .is_some_and(|rest| rest.starts_with('.'))
+    };
+    if let Some(nth) = nth {
+        let found = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.trim().starts_with("[["))
+            .filter(|(_, line)| header(line).as_deref() == Some(table))
+            .nth(nth);
+        if let Some((i, _)) = found {
+            return Some(i + 1);
+        }
+    }
+    // A table header at or below the key, or a top-level `key.sub = ...`.
+    let mut top_level = true;
+    for (i, line) in text.lines().enumerate() {
+        if let Some(path) = header(line) {
+            top_level = false;
+            if within(&path, table) {
+                return Some(i + 1);
+            }
+        } else if top_level && let Some((name, _)) = line.split_once('=') {
+            let path = name.split('.').map(unquote).collect::<Vec<_>>().join(".");
+            if within(&path, table) {
+                return Some(i + 1);
+            }
+        }
+    }
+    // The nearest table above the key.
+    let mut parent = table;
+    while let Some((up, _)) = parent.rsplit_once('.') {
+        parent = up;
+        if let Some(i) = text
+            .lines()
+            .position(|line| header(line).as_deref() == Some(parent))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// A bare or quoted TOML key part, without its quotes and surrounding spaces.
+fn unquote(part: &str) -> &str {
+    let part = part.trim();
+    part.strip_prefix('"')
+        .and_then(|p| p.strip_suffix('"'))
+        .or_else(|| part.strip_prefix('\'').and_then(|p| p.strip_suffix('\'')))
+        .unwrap_or(part)
 }
 
 #[cfg(test)]
@@ -520,6 +594,35 @@ USD = 50000
         let bad_limit = GOOD.replace("USD = 50000", "usd = 50000");
         let err = Config::parse(&bad_limit, "f").unwrap_err();
         assert!(err.message.contains("limits.per_refund.usd"), "{err}");
+    }
+
+    #[test]
+    fn errors_found_after_parsing_name_a_line() {
+        let cases = [
+            // Only a sub-table of [messages]: the entry the message names.
+            (
+                GOOD.replace(
+                    "[limits.per_refund]",
+                    "[messages.states]\n\"-SUCCEEDED\" = [\"ok\"]\n[limits.per_refund]",
+                ),
+                15,
+            ),
+            // A key of a table: the key's own line.
+            (format!("{GOOD}[shutdown]\ngrace_ms = 700000\n"), 17),
+            // The table with a comment after its header.
+            (format!("{GOOD}[retry] # backoff\nfirst_retry_ms = 0\n"), 16),
+            // The second terminal: its own header, not the first one's.
+            (
+                format!("{GOOD}[[terminal]]\ndevice = \"/dev/ttyACM0\"\nusb = \"0b00:3070\"\n"),
+                16,
+            ),
+            // Set with a dotted key at the top: that line.
+            (format!("shutdown.grace_ms = 700000\n{GOOD}"), 1),
+        ];
+        for (text, line) in cases {
+            let err = Config::parse(&text, "f").unwrap_err();
+            assert_eq!(err.line, Some(line), "{err}\n{text}");
+        }
     }
 
     #[test]

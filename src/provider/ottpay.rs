@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 
 use super::classify::{self, CodeClass};
 use super::config::{self, ConfigError};
-use super::http::{self, Call, HttpSettings, Reply};
+use super::http::{self, Call, HttpSettings};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
 use crate::money::{Amount, MAX_AMOUNT};
 
@@ -91,10 +91,13 @@ pub struct OttPayProvider {
     token: Mutex<Option<Token>>,
 }
 
+/// A token from `auth/token`.
 #[derive(Debug, Clone)]
-struct Token {
-    value: Secret,
-    expires: Timestamp,
+pub struct Token {
+    /// The bearer token.
+    pub value: Secret,
+    /// When OTT Pay says it expires.
+    pub expires: Timestamp,
 }
 
 impl OttPayProvider {
@@ -166,7 +169,8 @@ impl OttPayProvider {
         let reply = http::send(call, request, self.max_body)
             .await
             .map_err(never_sent)?;
-        parse_token(&reply).map_err(|what| call.retry(format!("{what} (refund not sent)")))
+        parse_token_reply(reply.status, &reply.body)
+            .map_err(|what| call.retry(format!("{what} (refund not sent)")))
     }
 
     async fn do_refund(&self, request: &RefundRequest) -> Outcome {
@@ -205,7 +209,7 @@ impl OttPayProvider {
                 Ok(reply) => reply,
                 Err(outcome) => return outcome,
             };
-            if is_auth_failure(&reply) && !refreshed {
+            if is_token_refusal(reply.status, &reply.body) && !refreshed {
                 tracing::info!(
                     provider = NAME,
                     "token refused; fetching a new one and resending once"
@@ -213,88 +217,7 @@ impl OttPayProvider {
                 refreshed = true;
                 continue;
             }
-            return self.classify_refund(call, &reply, amount);
-        }
-    }
-
-    fn classify_refund(&self, call: Call, reply: &Reply, requested: Amount) -> Outcome {
-        let envelope: Option<Envelope> = serde_json::from_slice(&reply.body).ok();
-        if !reply.is_success() {
-            let detail = format!("HTTP {} {}", reply.status, reply.body_excerpt());
-            return match classify::http_status(reply.status, false) {
-                CodeClass::RetrySameRequest => call.retry(detail),
-                CodeClass::FailedFinal => match envelope.as_ref().and_then(Envelope::error) {
-                    Some((code, message)) => Outcome::FailedFinal {
-                        code: code.to_string(),
-                        message,
-                    },
-                    None => Outcome::FailedFinal {
-                        code: format!("HTTP_{}", reply.status),
-                        message: reply.body_excerpt(),
-                    },
-                },
-                _ => call.unknown(detail),
-            };
-        }
-        let Some(envelope) = envelope else {
-            return call.unknown(format!(
-                "HTTP {} with an unreadable body: {}",
-                reply.status,
-                reply.body_excerpt()
-            ));
-        };
-        match envelope.status.as_str() {
-            "SUCCESS" => self.classify_success(call, &envelope.result, requested),
-            "ERROR" => match envelope.error() {
-                Some((code, message)) => match classify::ottpay_code(code) {
-                    CodeClass::FailedFinal => Outcome::FailedFinal {
-                        code: code.to_string(),
-                        message,
-                    },
-                    CodeClass::NeedsNewRequestId => Outcome::NeedsNewRequestId {
-                        code: code.to_string(),
-                        message,
-                    },
-                    CodeClass::RetrySameRequest => call.retry(format!("error {code}: {message}")),
-                    _ => call.unknown(format!("error {code}: {message}")),
-                },
-                None => call.unknown(format!("ERROR without a code: {}", reply.body_excerpt())),
-            },
-            other => call.unknown(format!("unknown envelope status {other:?}")),
-        }
-    }
-
-    fn classify_success(
-        &self,
-        call: Call,
-        result: &serde_json::Value,
-        requested: Amount,
-    ) -> Outcome {
-        let text = |key: &str| -> Option<String> {
-            match result.get(key)? {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            }
-        };
-        let refund_id = text("refundId").filter(|s| !s.is_empty());
-        let status = text("refundStatus").unwrap_or_default();
-        match classify::ottpay_refund_status(&status) {
-            Some(CodeClass::Success) => Outcome::Succeeded {
-                refund_id: refund_id.unwrap_or_default(),
-                refund_time: text("tradeTime")
-                    .and_then(|t| parse_trade_time(&t, &self.zone))
-                    .unwrap_or_else(Timestamp::now),
-                amount: text("refundAmount")
-                    .and_then(|v| v.trim().parse::<i64>().ok())
-                    .map(|value| Amount::new(value, requested.currency)),
-            },
-            Some(CodeClass::InProgress) => Outcome::InProgress { refund_id },
-            Some(CodeClass::FailedFinal) => Outcome::FailedFinal {
-                code: "failure".into(),
-                message: "OTT Pay reports refundStatus failure".into(),
-            },
-            _ => call.unknown(format!("unknown refundStatus {status:?}")),
+            return classify_refund_reply(reply.status, &reply.body, amount, &self.zone);
         }
     }
 }
@@ -327,6 +250,98 @@ impl Provider for OttPayProvider {
     }
 }
 
+/// Classifies a refund reply (HTTP status and body) into an outcome. OTT Pay's
+/// answer carries no currency, so a refunded amount takes `requested`'s; `tradeTime`
+/// is read in `zone`. Never panics, whatever the body.
+pub fn classify_refund_reply(
+    status: u16,
+    body: &[u8],
+    requested: Amount,
+    zone: &TimeZone,
+) -> Outcome {
+    let call = Call {
+        provider: NAME,
+        api: "refund",
+    };
+    let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+    if !(200..300).contains(&status) {
+        let detail = format!("HTTP {status} {}", http::excerpt(body));
+        return match classify::http_status(status, false) {
+            CodeClass::RetrySameRequest => call.retry(detail),
+            CodeClass::FailedFinal => match envelope.as_ref().and_then(Envelope::error) {
+                Some((code, message)) => Outcome::FailedFinal {
+                    code: code.to_string(),
+                    message,
+                },
+                None => Outcome::FailedFinal {
+                    code: format!("HTTP_{status}"),
+                    message: http::excerpt(body),
+                },
+            },
+            _ => call.unknown(detail),
+        };
+    }
+    let Some(envelope) = envelope else {
+        return call.unknown(format!(
+            "HTTP {status} with an unreadable body: {}",
+            http::excerpt(body)
+        ));
+    };
+    match envelope.status.as_str() {
+        "SUCCESS" => classify_success(call, &envelope.result, requested, zone),
+        "ERROR" => match envelope.error() {
+            Some((code, message)) => match classify::ottpay_code(code) {
+                CodeClass::FailedFinal => Outcome::FailedFinal {
+                    code: code.to_string(),
+                    message,
+                },
+                CodeClass::NeedsNewRequestId => Outcome::NeedsNewRequestId {
+                    code: code.to_string(),
+                    message,
+                },
+                CodeClass::RetrySameRequest => call.retry(format!("error {code}: {message}")),
+                _ => call.unknown(format!("error {code}: {message}")),
+            },
+            None => call.unknown(format!("ERROR without a code: {}", http::excerpt(body))),
+        },
+        other => call.unknown(format!("unknown envelope status {other:?}")),
+    }
+}
+
+fn classify_success(
+    call: Call,
+    result: &serde_json::Value,
+    requested: Amount,
+    zone: &TimeZone,
+) -> Outcome {
+    let text = |key: &str| -> Option<String> {
+        match result.get(key)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let refund_id = text("refundId").filter(|s| !s.is_empty());
+    let status = text("refundStatus").unwrap_or_default();
+    match classify::ottpay_refund_status(&status) {
+        Some(CodeClass::Success) => Outcome::Succeeded {
+            refund_id: refund_id.unwrap_or_default(),
+            refund_time: text("tradeTime")
+                .and_then(|t| parse_trade_time(&t, zone))
+                .unwrap_or_else(Timestamp::now),
+            amount: text("refundAmount")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map(|value| Amount::new(value, requested.currency)),
+        },
+        Some(CodeClass::InProgress) => Outcome::InProgress { refund_id },
+        Some(CodeClass::FailedFinal) => Outcome::FailedFinal {
+            code: "failure".into(),
+            message: "OTT Pay reports refundStatus failure".into(),
+        },
+        _ => call.unknown(format!("unknown refundStatus {status:?}")),
+    }
+}
+
 /// `{"status": ..., "result": {...}}`.
 #[derive(Debug, Deserialize)]
 struct Envelope {
@@ -354,24 +369,29 @@ impl Envelope {
     }
 }
 
-fn is_auth_failure(reply: &Reply) -> bool {
-    if reply.status == 401 {
+/// Whether a reply says the token is no good (HTTP 401, or an `ERROR` with one of
+/// [`classify::OTTPAY_AUTH_CODES`]): such a request was refused before any
+/// processing, so a new token may be fetched and the refund sent once more.
+pub fn is_token_refusal(status: u16, body: &[u8]) -> bool {
+    if status == 401 {
         return true;
     }
-    serde_json::from_slice::<Envelope>(&reply.body)
+    serde_json::from_slice::<Envelope>(body)
         .ok()
         .filter(|e| e.status == "ERROR")
         .and_then(|e| e.error())
         .is_some_and(|(code, _)| classify::OTTPAY_AUTH_CODES.contains(&code))
 }
 
-/// Reads `{token, expired}` (epoch ms), bare or inside the envelope's `result`.
-fn parse_token(reply: &Reply) -> Result<Token, String> {
-    if !reply.is_success() {
-        return Err(format!("HTTP {}: {}", reply.status, reply.body_excerpt()));
+/// Reads an `auth/token` reply (HTTP status and body): `{token, expired}` (epoch
+/// ms), bare or inside the envelope's `result`. The error says what was missing or
+/// wrong.
+pub fn parse_token_reply(status: u16, body: &[u8]) -> Result<Token, String> {
+    if !(200..300).contains(&status) {
+        return Err(format!("HTTP {status}: {}", http::excerpt(body)));
     }
     let value: serde_json::Value =
-        serde_json::from_slice(&reply.body).map_err(|_| "token answer is not JSON".to_string())?;
+        serde_json::from_slice(body).map_err(|_| "token answer is not JSON".to_string())?;
     if value.get("status").and_then(|s| s.as_str()) == Some("ERROR") {
         let message = value
             .pointer("/result/message")

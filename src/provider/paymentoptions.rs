@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::classify::{self, CodeClass};
 use super::config::{self, ConfigError};
-use super::http::{self, Call, HttpSettings, Reply};
+use super::http::{self, Call, HttpSettings};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 
@@ -127,7 +127,7 @@ impl PaymentOptionsProvider {
             .header("x-api-key", self.api_key.expose())
             .json(&body);
         match http::send(call, sent, self.max_body).await {
-            Ok(reply) => classify_reply(call, &reply),
+            Ok(reply) => classify_refund_reply(reply.status, &reply.body),
             Err(outcome) => outcome,
         }
     }
@@ -213,30 +213,37 @@ impl Answer {
     }
 }
 
-fn classify_reply(call: Call, reply: &Reply) -> Outcome {
-    let answer: Option<Answer> = serde_json::from_slice(&reply.body).ok();
-    if !reply.is_success() {
-        let detail = format!("HTTP {} {}", reply.status, reply.body_excerpt());
-        return match classify::http_status(reply.status, false) {
+/// Classifies a refund reply (HTTP status and body) into an outcome: HTTP 201 with
+/// `success: true` and a success `gateway_response.code` is success, any other
+/// answer a failure carrying its code and message, except the statuses that say
+/// nothing about the refund. Never panics, whatever the body.
+pub fn classify_refund_reply(status: u16, body: &[u8]) -> Outcome {
+    let call = Call {
+        provider: NAME,
+        api: "refund",
+    };
+    let answer: Option<Answer> = serde_json::from_slice(body).ok();
+    if !(200..300).contains(&status) {
+        let detail = format!("HTTP {status} {}", http::excerpt(body));
+        return match classify::http_status(status, false) {
             CodeClass::RetrySameRequest => call.retry(detail),
-            CodeClass::FailedFinal => failure(reply, answer.as_ref()),
+            CodeClass::FailedFinal => failure(status, body, answer.as_ref()),
             _ => call.unknown(detail),
         };
     }
     let Some(answer) = answer else {
         return call.unknown(format!(
-            "HTTP {} with an unreadable body: {}",
-            reply.status,
-            reply.body_excerpt()
+            "HTTP {status} with an unreadable body: {}",
+            http::excerpt(body)
         ));
     };
-    let succeeded = reply.status == 201
+    let succeeded = status == 201
         && answer.success == Some(true)
         && answer
             .code()
             .is_some_and(|c| classify::PAYMENTOPTIONS_SUCCESS_CODES.contains(&c));
     if !succeeded {
-        return failure(reply, Some(&answer));
+        return failure(status, body, Some(&answer));
     }
     let details = answer.transaction_details.as_ref();
     Outcome::Succeeded {
@@ -253,14 +260,14 @@ fn classify_reply(call: Call, reply: &Reply) -> Outcome {
     }
 }
 
-fn failure(reply: &Reply, answer: Option<&Answer>) -> Outcome {
+fn failure(status: u16, body: &[u8], answer: Option<&Answer>) -> Outcome {
     let code = answer
         .and_then(Answer::code)
         .map(str::to_string)
-        .unwrap_or_else(|| format!("HTTP_{}", reply.status));
+        .unwrap_or_else(|| format!("HTTP_{status}"));
     let message = answer
         .map(Answer::message)
         .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| reply.body_excerpt());
+        .unwrap_or_else(|| http::excerpt(body));
     Outcome::FailedFinal { code, message }
 }

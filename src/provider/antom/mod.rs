@@ -222,25 +222,12 @@ impl AntomProvider {
             Ok(reply) => reply,
             Err(outcome) => return outcome,
         };
-        let parsed = match self.read_answer(call, &self.refund, &reply) {
-            Ok(parsed) => parsed,
-            Err(outcome) => return outcome,
-        };
-        if let Some(echoed) = &parsed.refund_request_id {
-            if !echoed.is_empty() && echoed != &request.refund_request_id {
-                return call.unknown(format!(
-                    "answer is for refundRequestId {echoed:?}, not {:?}",
-                    request.refund_request_id
-                ));
-            }
-        }
-        classify_result(call, &parsed, |class| match class {
-            CodeClass::Success => Some(success(&parsed)),
-            CodeClass::InProgress => Some(Outcome::InProgress {
-                refund_id: parsed.refund_id.clone().filter(|id| !id.is_empty()),
-            }),
-            _ => None,
-        })
+        classify_refund_reply(
+            reply.status,
+            &reply.body,
+            &request.refund_request_id,
+            || self.check_signature(&self.refund, &reply),
+        )
     }
 
     async fn do_inquire(&self, request: &InquiryRequest) -> Outcome {
@@ -268,38 +255,12 @@ impl AntomProvider {
             Ok(reply) => reply,
             Err(outcome) => return outcome,
         };
-        let parsed = match self.read_answer(call, &self.inquiry, &reply) {
-            Ok(parsed) => parsed,
-            Err(outcome) => return outcome,
-        };
-        if parsed.result.result_status != "S" {
-            // The look-up failed; that says nothing about the refund itself.
-            return match classify::antom_result(
-                &parsed.result.result_status,
-                &parsed.result.result_code,
-            ) {
-                Some(CodeClass::RetrySameRequest) => call.retry(describe_result(&parsed.result)),
-                _ => call.unknown(format!(
-                    "the look-up itself failed, refund state unknown: {}",
-                    describe_result(&parsed.result)
-                )),
-            };
-        }
-        let status = parsed.refund_status.as_deref().unwrap_or("");
-        match classify::antom_refund_status(status) {
-            Some(CodeClass::Success) => success(&parsed),
-            Some(CodeClass::InProgress) => Outcome::InProgress {
-                refund_id: parsed
-                    .refund_id
-                    .clone()
-                    .or_else(|| request.refund_id.clone()),
-            },
-            Some(CodeClass::FailedFinal) => Outcome::FailedFinal {
-                code: format!("REFUND_{status}"),
-                message: "the refund failed (inquiryRefund refundStatus)".to_string(),
-            },
-            _ => call.unknown(format!("unknown refundStatus {status:?}")),
-        }
+        classify_inquiry_reply(
+            reply.status,
+            &reply.body,
+            request.refund_id.as_deref(),
+            || self.check_signature(&self.inquiry, &reply),
+        )
     }
 
     fn refund_body(&self, request: &RefundRequest) -> Result<Vec<u8>, Outcome> {
@@ -401,75 +362,31 @@ impl AntomProvider {
         http::send(call, request, self.max_body).await
     }
 
-    /// Checks the status, the body and the signature; returns a trusted answer.
-    fn read_answer(
-        &self,
-        call: Call,
-        endpoint: &Endpoint,
-        reply: &Reply,
-    ) -> Result<AntomAnswer, Outcome> {
-        let parsed: Option<AntomAnswer> = serde_json::from_slice(&reply.body).ok();
-        if !reply.is_success() {
-            let class = classify::http_status(reply.status, true);
-            let detail = format!("HTTP {} {}", reply.status, reply.body_excerpt());
-            return Err(match class {
-                CodeClass::FailedFinal => match parsed {
-                    Some(answer) if answer.result.result_status == "F" => Outcome::FailedFinal {
-                        code: answer.result.result_code,
-                        message: answer.result.result_message,
-                    },
-                    _ => Outcome::FailedFinal {
-                        code: format!("HTTP_{}", reply.status),
-                        message: reply.body_excerpt(),
-                    },
-                },
-                CodeClass::RetrySameRequest => call.retry(detail),
-                _ => call.unknown(detail),
-            });
-        }
-        let Some(answer) = parsed else {
-            return Err(call.unknown(format!(
-                "HTTP {} with a body that is not an Antom result: {}",
-                reply.status,
-                reply.body_excerpt()
-            )));
+    /// Checks a reply's `Signature` header over the endpoint's path with Antom's
+    /// public key.
+    fn check_signature(&self, endpoint: &Endpoint, reply: &Reply) -> ReplySignature {
+        let Some(signature) = reply.header("signature") else {
+            return ReplySignature::Absent;
         };
-        match reply.header("signature") {
-            Some(signature) => {
-                let Some(time) = reply.header("response-time") else {
-                    return Err(call.unknown(
-                        "response signature not verifiable: no Response-Time header; answer ignored",
-                    ));
-                };
-                signing::verify(
-                    &self.antom_public_key,
-                    signature,
-                    &endpoint.path,
-                    &self.client_id,
-                    time,
-                    &reply.body,
-                )
-                .map_err(|e| {
-                    call.unknown(format!("response signature rejected ({e}); answer ignored"))
-                })?;
-            }
-            None if matches!(answer.result.result_status.as_str(), "F" | "U") => {
-                tracing::warn!(
-                    provider = NAME,
-                    api = call.api,
-                    code = %answer.result.result_code,
-                    "accepting an unsigned {} answer, as Antom's SDKs do",
-                    answer.result.result_status
-                );
-            }
-            None => {
-                return Err(call.unknown(format!(
-                    "unsigned response with resultStatus {:?}; not trusted",
-                    answer.result.result_status
-                )));
-            }
+        let Some(time) = reply.header("response-time") else {
+            return ReplySignature::Rejected(
+                "response signature not verifiable: no Response-Time header; answer ignored"
+                    .to_string(),
+            );
+        };
+        match signing::verify(
+            &self.antom_public_key,
+            signature,
+            &endpoint.path,
+            &self.client_id,
+            time,
+            &reply.body,
+        ) {
+            Ok(()) => ReplySignature::Verified,
+            Err(e) => ReplySignature::Rejected(format!(
+                "response signature rejected ({e}); answer ignored"
+            )),
         }
-        Ok(answer)
     }
 }
 
@@ -517,6 +434,160 @@ fn endpoints(
         })
     };
     Ok((make("refund")?, make("inquiryRefund")?))
+}
+
+/// What a reply's signature check found. The check needs Antom's public key and the
+/// reply's headers, so the client makes it; [`classify_refund_reply`] and
+/// [`classify_inquiry_reply`] ask for it only when a 2xx reply's body is an Antom
+/// result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplySignature {
+    /// A `Signature` header is present and verifies over the body.
+    Verified,
+    /// There is no `Signature` header.
+    Absent,
+    /// The signature cannot be checked or does not match; the text says why.
+    Rejected(String),
+}
+
+/// Classifies a refund reply (HTTP status and body) into an outcome.
+///
+/// `signature` is called once, only for a 2xx reply whose body parses as an Antom
+/// result: a rejected signature, or an unsigned answer other than `F` or `U`, is
+/// `OutcomeUnknown`. An answer echoing a `refundRequestId` other than
+/// `refund_request_id` is `OutcomeUnknown` too. Never panics, whatever the body.
+pub fn classify_refund_reply(
+    status: u16,
+    body: &[u8],
+    refund_request_id: &str,
+    signature: impl FnOnce() -> ReplySignature,
+) -> Outcome {
+    let call = Call {
+        provider: NAME,
+        api: "refund",
+    };
+    let parsed = match read_answer(call, status, body, signature) {
+        Ok(parsed) => parsed,
+        Err(outcome) => return outcome,
+    };
+    if let Some(echoed) = &parsed.refund_request_id {
+        if !echoed.is_empty() && echoed != refund_request_id {
+            return call.unknown(format!(
+                "answer is for refundRequestId {echoed:?}, not {refund_request_id:?}"
+            ));
+        }
+    }
+    classify_result(call, &parsed, |class| match class {
+        CodeClass::Success => Some(success(&parsed)),
+        CodeClass::InProgress => Some(Outcome::InProgress {
+            refund_id: parsed.refund_id.clone().filter(|id| !id.is_empty()),
+        }),
+        _ => None,
+    })
+}
+
+/// Classifies an inquiryRefund reply (HTTP status and body) into the refund's state.
+///
+/// `signature` is used as in [`classify_refund_reply`]. A look-up that itself failed
+/// is `RetrySameRequest` or `OutcomeUnknown`, never `FailedFinal`; `refund_id` (the
+/// id that was looked up) fills an in-progress answer that names none. Never panics,
+/// whatever the body.
+pub fn classify_inquiry_reply(
+    status: u16,
+    body: &[u8],
+    refund_id: Option<&str>,
+    signature: impl FnOnce() -> ReplySignature,
+) -> Outcome {
+    let call = Call {
+        provider: NAME,
+        api: "inquiryRefund",
+    };
+    let parsed = match read_answer(call, status, body, signature) {
+        Ok(parsed) => parsed,
+        Err(outcome) => return outcome,
+    };
+    if parsed.result.result_status != "S" {
+        // The look-up failed; that says nothing about the refund itself.
+        return match classify::antom_result(
+            &parsed.result.result_status,
+            &parsed.result.result_code,
+        ) {
+            Some(CodeClass::RetrySameRequest) => call.retry(describe_result(&parsed.result)),
+            _ => call.unknown(format!(
+                "the look-up itself failed, refund state unknown: {}",
+                describe_result(&parsed.result)
+            )),
+        };
+    }
+    let status = parsed.refund_status.as_deref().unwrap_or("");
+    match classify::antom_refund_status(status) {
+        Some(CodeClass::Success) => success(&parsed),
+        Some(CodeClass::InProgress) => Outcome::InProgress {
+            refund_id: parsed
+                .refund_id
+                .clone()
+                .or_else(|| refund_id.map(str::to_owned)),
+        },
+        Some(CodeClass::FailedFinal) => Outcome::FailedFinal {
+            code: format!("REFUND_{status}"),
+            message: "the refund failed (inquiryRefund refundStatus)".to_string(),
+        },
+        _ => call.unknown(format!("unknown refundStatus {status:?}")),
+    }
+}
+
+/// Checks the status, the body and the signature; returns a trusted answer.
+fn read_answer(
+    call: Call,
+    status: u16,
+    body: &[u8],
+    signature: impl FnOnce() -> ReplySignature,
+) -> Result<AntomAnswer, Outcome> {
+    let parsed: Option<AntomAnswer> = serde_json::from_slice(body).ok();
+    if !(200..300).contains(&status) {
+        let class = classify::http_status(status, true);
+        let detail = format!("HTTP {status} {}", http::excerpt(body));
+        return Err(match class {
+            CodeClass::FailedFinal => match parsed {
+                Some(answer) if answer.result.result_status == "F" => Outcome::FailedFinal {
+                    code: answer.result.result_code,
+                    message: answer.result.result_message,
+                },
+                _ => Outcome::FailedFinal {
+                    code: format!("HTTP_{status}"),
+                    message: http::excerpt(body),
+                },
+            },
+            CodeClass::RetrySameRequest => call.retry(detail),
+            _ => call.unknown(detail),
+        });
+    }
+    let Some(answer) = parsed else {
+        return Err(call.unknown(format!(
+            "HTTP {status} with a body that is not an Antom result: {}",
+            http::excerpt(body)
+        )));
+    };
+    match signature() {
+        ReplySignature::Verified => {}
+        ReplySignature::Rejected(why) => return Err(call.unknown(why)),
+        ReplySignature::Absent if matches!(answer.result.result_status.as_str(), "F" | "U") => {
+            tracing::warn!(
+                provider = NAME,
+                api = call.api,
+                code = %answer.result.result_code,
+                "accepting an unsigned {} answer, as Antom's SDKs do",
+                answer.result.result_status
+            );
+        }
+        ReplySignature::Absent => {
+            return Err(call.unknown(format!(
+                "unsigned response with resultStatus {:?}; not trusted",
+                answer.result.result_status
+            )));
+        }
+    }
+    Ok(answer)
 }
 
 /// Classifies a trusted `result`; `special` turns success and in-progress into
