@@ -233,6 +233,7 @@ async fn garbage_on_the_line_loses_and_duplicates_nothing() {
     let noise = LineFaults {
         garbage: 0.1,
         corrupt: 0.03,
+        slip: 0.03,
         duplicate: 0.05,
         max_consecutive: 1,
         ..LineFaults::default()

@@ -27,6 +27,7 @@ fn bad_line() -> LineFaults {
     LineFaults {
         drop: 0.05,
         corrupt: 0.05,
+        slip: 0.05,
         duplicate: 0.05,
         garbage: 0.05,
         max_delay: Duration::from_millis(20),

@@ -36,7 +36,7 @@ pub struct LoopbackArgs {
     #[arg(long, value_name = "PATH", requires = "pair")]
     bridge_link: Option<PathBuf>,
     /// With --pair, damage the line: `light`, `heavy`, or a list such as
-    /// `drop=0.01,corrupt=0.01,duplicate=0.01,garbage=0.02,delay=20ms`.
+    /// `drop=0.01,corrupt=0.01,slip=0.01,duplicate=0.01,garbage=0.02,delay=20ms`.
     #[arg(long, requires = "pair", value_parser = parse_noise)]
     noise: Option<LineFaults>,
     /// Seed for --noise, to replay the same damage.
@@ -57,6 +57,7 @@ fn parse_noise(text: &str) -> Result<LineFaults, String> {
             return Ok(LineFaults {
                 drop: 0.01,
                 corrupt: 0.01,
+                slip: 0.01,
                 duplicate: 0.01,
                 garbage: 0.01,
                 max_delay: Duration::from_millis(5),
@@ -67,6 +68,7 @@ fn parse_noise(text: &str) -> Result<LineFaults, String> {
             return Ok(LineFaults {
                 drop: 0.05,
                 corrupt: 0.05,
+                slip: 0.05,
                 duplicate: 0.05,
                 garbage: 0.05,
                 max_delay: Duration::from_millis(20),
@@ -93,6 +95,7 @@ fn parse_noise(text: &str) -> Result<LineFaults, String> {
         match key {
             "drop" => faults.drop = probability()?,
             "corrupt" => faults.corrupt = probability()?,
+            "slip" => faults.slip = probability()?,
             "duplicate" => faults.duplicate = probability()?,
             "garbage" => faults.garbage = probability()?,
             "delay" => {
@@ -105,7 +108,7 @@ fn parse_noise(text: &str) -> Result<LineFaults, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown fault {other:?}; use drop, corrupt, duplicate, garbage or delay"
+                    "unknown fault {other:?}; use drop, corrupt, slip, duplicate, garbage or delay"
                 ));
             }
         }

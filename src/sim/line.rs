@@ -2,7 +2,8 @@
 //!
 //! Faults are applied per frame (the bytes up to and including each delimiter), from a
 //! seeded random generator so that a failing run can be replayed: frames are dropped,
-//! corrupted (one bit flipped), duplicated, delayed, or preceded by garbage. The link
+//! corrupted (one bit flipped), slipped (one byte lost or doubled, as on an overrun
+//! UART), duplicated, delayed, or preceded by garbage. The link
 //! tests, `posbridge loopback --noise` and the fault campaign all use it.
 
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,8 @@ pub struct LineFaults {
     pub drop: f64,
     /// One bit of the frame flips.
     pub corrupt: f64,
+    /// One byte of the frame is lost or arrives twice (its delimiter included).
+    pub slip: f64,
     /// The frame arrives twice.
     pub duplicate: f64,
     /// Random bytes arrive just before the frame.
@@ -42,6 +45,7 @@ impl LineFaults {
     pub fn is_clean(&self) -> bool {
         self.drop == 0.0
             && self.corrupt == 0.0
+            && self.slip == 0.0
             && self.duplicate == 0.0
             && self.garbage == 0.0
             && self.max_delay.is_zero()
@@ -89,6 +93,8 @@ pub struct LineReport {
     pub dropped: u64,
     /// Frames with a flipped bit.
     pub corrupted: u64,
+    /// Frames with a byte lost or doubled.
+    pub slipped: u64,
     /// Frames sent twice.
     pub duplicated: u64,
     /// Bursts of garbage inserted.
@@ -141,6 +147,15 @@ where
                     *byte ^= 1 << bit;
                 }
                 report.corrupted += 1;
+                streak += 1;
+            } else if may_damage && rng.random_bool(faults.slip.clamp(0.0, 1.0)) {
+                let at = rng.random_range(0..unit.len());
+                if rng.random_bool(0.5) {
+                    unit.remove(at);
+                } else if let Some(&byte) = unit.get(at) {
+                    unit.insert(at, byte);
+                }
+                report.slipped += 1;
                 streak += 1;
             } else {
                 streak = 0;

@@ -185,8 +185,13 @@ impl fmt::Display for Action {
             Action::Inquire { terminal, id } => write!(f, "T{terminal} INQUIRY {id}"),
             Action::Noise { terminal, faults } => write!(
                 f,
-                "T{terminal} line noisy: drop {:.2} corrupt {:.2} duplicate {:.2} garbage {:.2} delay {:?}",
-                faults.drop, faults.corrupt, faults.duplicate, faults.garbage, faults.max_delay
+                "T{terminal} line noisy: drop {:.2} corrupt {:.2} slip {:.2} duplicate {:.2} garbage {:.2} delay {:?}",
+                faults.drop,
+                faults.corrupt,
+                faults.slip,
+                faults.duplicate,
+                faults.garbage,
+                faults.max_delay
             ),
             Action::Quiet { terminal } => write!(f, "T{terminal} line clean"),
             Action::Unplug { terminal } => write!(f, "T{terminal} unplugged"),
@@ -344,6 +349,7 @@ impl Plan {
                 let faults = LineFaults {
                     drop: rng.random_range(0.0..0.15),
                     corrupt: rng.random_range(0.0..0.1),
+                    slip: rng.random_range(0.0..0.1),
                     duplicate: rng.random_range(0.0..0.1),
                     garbage: rng.random_range(0.0..0.1),
                     max_delay: Duration::from_millis(rng.random_range(0..20)),
