@@ -3,73 +3,17 @@
 //! running bridge process reopens it, the session resumes, and the final state that
 //! was reached meanwhile is delivered — without restarting anything.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use posbridge::link::OneShot;
 use posbridge::message::{Message, Refund, RefundState};
 use posbridge::money::{Amount, Currency};
+use posbridge::sim::chaos::world::Cable;
 use posbridge::sim::cloud::ledger::{PaymentSeed, RefundMode};
 use posbridge::sim::cloud::{CloudSim, demo};
 use posbridge::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
-use posbridge::transport::{PtyLink, SymlinkGuard, open_pty};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-/// The bridge's end of the cable, behind `name`, joined to the terminal's end.
-struct Plugged {
-    _pty: PtyLink,
-    _name: SymlinkGuard,
-    relays: Vec<JoinHandle<()>>,
-}
-
-/// Plugs a fresh device in under `name`, relaying to and from the terminal's pipe.
-fn plug_in(
-    name: &Path,
-    to_terminal: mpsc::UnboundedSender<Vec<u8>>,
-    from_terminal: &tokio::sync::broadcast::Sender<Vec<u8>>,
-) -> Plugged {
-    let mut pty = open_pty().unwrap();
-    let guard = SymlinkGuard::create(name, &pty.path).unwrap();
-    let master = std::mem::replace(&mut pty.master, open_pty().unwrap().master);
-    let (mut read, mut write) = tokio::io::split(master);
-    let mut rx = from_terminal.subscribe();
-    let down = tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        while let Ok(bytes) = rx.recv().await {
-            if write.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-    });
-    let up = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 4096];
-        loop {
-            match read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if to_terminal.send(buf[..n].to_vec()).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    Plugged {
-        _pty: pty,
-        _name: guard,
-        relays: vec![down, up],
-    }
-}
-
-fn unplug(plugged: Plugged) {
-    for relay in &plugged.relays {
-        relay.abort();
-    }
-    drop(plugged);
-}
 
 /// Waits up to 30 s for a REFUND_UPDATE in `state`; false if none came.
 async fn wait_state(events: &mut mpsc::Receiver<TerminalEvent>, state: RefundState) -> bool {
@@ -97,34 +41,9 @@ async fn unplug_and_replug_resumes_and_delivers_the_final_state() {
 
     let dir = tempfile::tempdir().unwrap();
     let name = dir.path().join("posterminal0");
-    // The terminal's end: an in-memory pipe whose far side the test carries to
-    // whichever device is plugged in.
-    let (terminal_io, cable) = tokio::io::duplex(64 * 1024);
-    let (to_terminal_tx, mut to_terminal_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let (from_terminal_tx, _) = tokio::sync::broadcast::channel::<Vec<u8>>(1024);
-    {
-        let (mut cable_read, mut cable_write) = tokio::io::split(cable);
-        let from_terminal_tx = from_terminal_tx.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let mut buf = vec![0u8; 4096];
-            while let Ok(n) = cable_read.read(&mut buf).await {
-                if n == 0 {
-                    return;
-                }
-                let _ = from_terminal_tx.send(buf[..n].to_vec());
-            }
-        });
-        tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            while let Some(bytes) = to_terminal_rx.recv().await {
-                if cable_write.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    let plugged = plug_in(&name, to_terminal_tx.clone(), &from_terminal_tx);
+    // The terminal's end stays; the bridge's end is a device that can be unplugged.
+    let (mut cable, terminal_io) = Cable::new(name.clone(), 1);
+    cable.plug().unwrap();
 
     let config_path = dir.path().join("posbridge.toml");
     std::fs::write(
@@ -174,7 +93,7 @@ async fn unplug_and_replug_resumes_and_delivers_the_final_state() {
     );
 
     // Unplug: the device and its name vanish. The refund settles meanwhile.
-    unplug(plugged);
+    cable.unplug();
     sim.settle_now();
     let ledger_path = dir.path().join("ledger.sqlite");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -193,7 +112,7 @@ async fn unplug_and_replug_resumes_and_delivers_the_final_state() {
     }
 
     // Replug under the same name: the same bridge process picks it up.
-    let _plugged = plug_in(&name, to_terminal_tx, &from_terminal_tx);
+    cable.plug().unwrap();
     if !wait_state(&mut events, RefundState::Succeeded).await {
         panic!("no SUCCEEDED after the replug; bridge log:\n{}", log_tail());
     }
