@@ -14,7 +14,7 @@ use crate::link::{
     Connector, DownReason, Link, LinkConfig, LinkEvent, LinkHandle, LinkStatsSnapshot, Role,
     SendError, SequenceAudit, Tracer,
 };
-use crate::message::{Direction, DisplaySize, Hello, Invalid, Message};
+use crate::message::{Direction, DisplaySize, Hello, Invalid, Message, RefundUpdate};
 use crate::wire::Kind;
 
 /// Who the emulated terminal says it is.
@@ -70,6 +70,16 @@ pub enum TerminalEvent {
         /// What was wrong.
         error: Invalid,
     },
+}
+
+impl TerminalEvent {
+    /// The REFUND_UPDATE this event carries, if it is one.
+    pub fn refund_update(&self) -> Option<&RefundUpdate> {
+        match self {
+            TerminalEvent::Message(Message::RefundUpdate(u)) => Some(u),
+            _ => None,
+        }
+    }
 }
 
 /// A running emulated terminal.

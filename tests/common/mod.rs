@@ -336,14 +336,9 @@ impl World {
     pub fn states_seen(&self, id: &str) -> Vec<RefundState> {
         self.seen
             .iter()
-            .filter_map(|e| match e {
-                TerminalEvent::Message(Message::RefundUpdate(u))
-                    if u.original_merchant_refund_id == id =>
-                {
-                    Some(u.state)
-                }
-                _ => None,
-            })
+            .filter_map(TerminalEvent::refund_update)
+            .filter(|u| u.original_merchant_refund_id == id)
+            .map(|u| u.state)
             .collect()
     }
 

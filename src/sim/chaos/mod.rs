@@ -305,7 +305,7 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    match bridge.stop(Duration::from_secs(10)) {
+    match bridge.stop(Duration::from_secs(10)).await {
         Some(status) if status.success() => {}
         other => violations.push(format!("bridge did not stop cleanly on SIGTERM: {other:?}")),
     }

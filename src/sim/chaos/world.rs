@@ -256,14 +256,9 @@ impl TerminalSide {
             .lock()
             .map(|seen| {
                 seen.iter()
-                    .filter_map(|e| match e {
-                        TerminalEvent::Message(Message::RefundUpdate(u))
-                            if u.original_merchant_refund_id == id =>
-                        {
-                            Some(u.state)
-                        }
-                        _ => None,
-                    })
+                    .filter_map(TerminalEvent::refund_update)
+                    .filter(|u| u.original_merchant_refund_id == id)
+                    .map(|u| u.state)
                     .collect()
             })
             .unwrap_or_default()
@@ -271,15 +266,15 @@ impl TerminalSide {
 
     /// The last state the terminal was told for every refund.
     pub fn last_states(&self) -> HashMap<String, RefundState> {
-        let mut last = HashMap::new();
-        if let Ok(seen) = self.seen.lock() {
-            for event in seen.iter() {
-                if let TerminalEvent::Message(Message::RefundUpdate(u)) = event {
-                    last.insert(u.original_merchant_refund_id.clone(), u.state);
-                }
-            }
-        }
-        last
+        self.seen
+            .lock()
+            .map(|seen| {
+                seen.iter()
+                    .filter_map(TerminalEvent::refund_update)
+                    .map(|u| (u.original_merchant_refund_id.clone(), u.state))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Frames the terminal could not parse as messages.
@@ -356,7 +351,7 @@ impl BridgeProcess {
     }
 
     /// Waits the given time for it to stop after SIGTERM, then kills it.
-    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+    pub async fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
@@ -367,7 +362,7 @@ impl BridgeProcess {
             if let Ok(Some(status)) = child.try_wait() {
                 return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let _ = child.kill();
         child.wait().ok()
