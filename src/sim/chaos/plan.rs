@@ -355,43 +355,33 @@ impl Plan {
                     max_delay: Duration::from_millis(rng.random_range(0..20)),
                     max_consecutive: 0,
                 };
-                steps.push(Step {
+                spell(
+                    &mut steps,
                     at,
-                    action: Action::Noise { terminal, faults },
-                });
-                steps.push(Step {
-                    at: at + length,
-                    action: Action::Quiet { terminal },
-                });
+                    length,
+                    Action::Noise { terminal, faults },
+                    Action::Quiet { terminal },
+                );
             }
             for (at, length) in spells(&mut rng, end, intensity.unplug_every, 200..2500) {
-                steps.push(Step {
+                spell(
+                    &mut steps,
                     at,
-                    action: Action::Unplug { terminal },
-                });
-                steps.push(Step {
-                    at: at + length,
-                    action: Action::Replug { terminal },
-                });
+                    length,
+                    Action::Unplug { terminal },
+                    Action::Replug { terminal },
+                );
             }
         }
 
         // The bridge's power cuts.
         for (at, length) in spells(&mut rng, end, intensity.kill_every, 0..1500) {
-            steps.push(Step {
-                at,
-                action: Action::Kill,
-            });
-            steps.push(Step {
-                at: at + length,
-                action: Action::Start,
-            });
+            spell(&mut steps, at, length, Action::Kill, Action::Start);
         }
 
         // The cloud's bad moments.
         let mut down_until = Duration::ZERO;
-        for (at, length) in spells(&mut rng, end, intensity.cloud_fault_every, 0..1) {
-            let _ = length;
+        for (at, _) in spells(&mut rng, end, intensity.cloud_fault_every, 0..1) {
             let roll = rng.random_range(0..100u32);
             if roll < 15 {
                 if at < down_until {
@@ -399,14 +389,7 @@ impl Plan {
                 }
                 let length = Duration::from_millis(rng.random_range(300..4000));
                 down_until = at + length;
-                steps.push(Step {
-                    at,
-                    action: Action::CloudDown,
-                });
-                steps.push(Step {
-                    at: at + length,
-                    action: Action::CloudUp,
-                });
+                spell(&mut steps, at, length, Action::CloudDown, Action::CloudUp);
                 continue;
             }
             if provider == ProviderKind::OttPay && roll < 20 {
@@ -472,6 +455,15 @@ pub struct Tally {
     pub cloud_faults: u32,
     /// SIGKILLs of the bridge.
     pub kills: u32,
+}
+
+/// A spell: `begin` at `at`, `end` when it is over.
+fn spell(steps: &mut Vec<Step>, at: Duration, length: Duration, begin: Action, end: Action) {
+    steps.push(Step { at, action: begin });
+    steps.push(Step {
+        at: at + length,
+        action: end,
+    });
 }
 
 /// Start times and lengths of spells that never overlap: gaps of about `every`,
