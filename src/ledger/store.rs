@@ -620,10 +620,9 @@ impl Ledger {
     pub fn next_due_ms(&self) -> Result<Option<i64>, LedgerError> {
         Ok(self
             .conn
-            .prepare_cached(
-                "SELECT MIN(next_action_ms) FROM refunds \
-             WHERE state IN ('ACCEPTED', 'QUEUED', 'PROCESSING')",
-            )?
+            .prepare_cached(&format!(
+                "SELECT MIN(next_action_ms) FROM refunds WHERE state IN {ACTIVE_STATES}"
+            ))?
             .query_row([], |r| r.get(0))?)
     }
 
@@ -684,10 +683,9 @@ impl Ledger {
             .collect();
         let (unfinished, oldest): (i64, Option<i64>) = self
             .conn
-            .prepare_cached(
-                "SELECT COUNT(*), MIN(created_ms) FROM refunds \
-             WHERE state IN ('ACCEPTED', 'QUEUED', 'PROCESSING')",
-            )?
+            .prepare_cached(&format!(
+                "SELECT COUNT(*), MIN(created_ms) FROM refunds WHERE state IN {ACTIVE_STATES}"
+            ))?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(Counts {
             by_state,
