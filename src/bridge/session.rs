@@ -6,6 +6,7 @@
 //! per line, in order; a final state counts as delivered once the terminal
 //! acknowledged its frame.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -537,6 +538,7 @@ async fn send_loop(
     pending: Arc<Mutex<std::collections::HashSet<i64>>>,
     current: Arc<AtomicU64>,
 ) {
+    let mut told = Told::default();
     while let Some(item) = out.recv().await {
         let live = item.session != 0 && item.session == current.load(Ordering::Relaxed);
         match item.what {
@@ -551,6 +553,10 @@ async fn send_loop(
                 }
             }
             Out::Update(refund, screen) => {
+                // An older copy than one already told (a relay overtaken by a later
+                // one, an INQUIRY answered from a read made before a change) is
+                // replaced by the newest: the terminal never hears a state go back.
+                let (refund, screen) = told.newest(refund, screen);
                 let sent = if live {
                     let update = update_for(&refund);
                     link.send(update.kind(), update.to_frame_payload()).await
@@ -584,5 +590,120 @@ async fn send_loop(
                 }
             }
         }
+    }
+}
+
+/// How many refunds a line remembers having told its terminal about. Copies of one
+/// refund overtake each other within milliseconds, so the recent ones are enough.
+const TOLD_REMEMBERED: usize = 256;
+
+/// The newest copy of each recent refund a line has told its terminal, with its
+/// DISPLAY.
+#[derive(Default)]
+struct Told {
+    by_refund: HashMap<i64, (Box<RefundRecord>, Message)>,
+    order: VecDeque<i64>,
+}
+
+impl Told {
+    /// The copy to send for `refund`: itself, or the newer one told before.
+    fn newest(
+        &mut self,
+        refund: Box<RefundRecord>,
+        screen: Message,
+    ) -> (Box<RefundRecord>, Message) {
+        if let Some((known, known_screen)) = self.by_refund.get(&refund.id)
+            && known.revision > refund.revision
+        {
+            tracing::debug!(
+                ledger = refund.id,
+                stale = %refund.state,
+                newest = %known.state,
+                "an older copy of the refund was due; telling the newest again"
+            );
+            return (known.clone(), known_screen.clone());
+        }
+        if !self.by_refund.contains_key(&refund.id) {
+            self.order.push_back(refund.id);
+            if self.order.len() > TOLD_REMEMBERED
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.by_refund.remove(&oldest);
+            }
+        }
+        self.by_refund
+            .insert(refund.id, (refund.clone(), screen.clone()));
+        (refund, screen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{AcceptPolicy, Acceptance, Ledger, NewRefund};
+    use crate::message::{Display, RefundState, Tone};
+
+    fn screen(text: &str) -> Message {
+        Message::Display(Display {
+            lines: vec![text.into()],
+            tone: Tone::Info,
+        })
+    }
+
+    fn a_refund() -> (tempfile::TempDir, RefundRecord) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let new = NewRefund {
+            terminal_id: "T".into(),
+            original_merchant_refund_id: "R".into(),
+            payment_id: "P".into(),
+            amount: None,
+            memo: None,
+        };
+        let policy = AcceptPolicy {
+            provider: "antom".into(),
+            queued: false,
+            refund_request_id: "Q".into(),
+            daily_limit: None,
+        };
+        match ledger.accept(&new, &policy, 1).unwrap() {
+            Acceptance::Recorded { refund, .. } => (dir, refund),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_older_copy_never_follows_a_newer_one() {
+        let (_dir, accepted) = a_refund();
+        let mut queued = accepted.clone();
+        queued.state = RefundState::Queued;
+        queued.revision = accepted.revision + 1;
+        let mut succeeded = accepted.clone();
+        succeeded.state = RefundState::Succeeded;
+        succeeded.revision = accepted.revision + 2;
+        let mut told = Told::default();
+        let (first, _) = told.newest(Box::new(accepted.clone()), screen("accepted"));
+        assert_eq!(first.state, RefundState::Accepted);
+        let (second, _) = told.newest(Box::new(succeeded), screen("approved"));
+        assert_eq!(second.state, RefundState::Succeeded);
+        // The QUEUED copy was made before the SUCCEEDED one but arrives after it.
+        let (third, shown) = told.newest(Box::new(queued), screen("network down"));
+        assert_eq!(third.state, RefundState::Succeeded);
+        assert_eq!(shown, screen("approved"));
+        let (again, _) = told.newest(Box::new(accepted), screen("accepted"));
+        assert_eq!(again.state, RefundState::Succeeded);
+    }
+
+    #[test]
+    fn a_line_remembers_a_bounded_number_of_refunds() {
+        let (_dir, refund) = a_refund();
+        let mut told = Told::default();
+        for id in 0..(TOLD_REMEMBERED as i64 * 3) {
+            let mut copy = refund.clone();
+            copy.id = id;
+            told.newest(Box::new(copy), screen("x"));
+        }
+        assert_eq!(told.by_refund.len(), TOLD_REMEMBERED);
+        assert_eq!(told.order.len(), TOLD_REMEMBERED);
     }
 }

@@ -317,6 +317,7 @@ mod tests {
             next_action_ms: None,
             tries: 0,
             delivered_state: None,
+            revision: 1,
         }
     }
 

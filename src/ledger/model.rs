@@ -106,6 +106,9 @@ pub struct RefundRecord {
     pub tries: u32,
     /// The last state the terminal acknowledged.
     pub delivered_state: Option<RefundState>,
+    /// The number of the refund's latest transition: it grows with every recorded
+    /// change, so of two copies of a refund the one with the higher revision is newer.
+    pub revision: i64,
 }
 
 impl RefundRecord {

@@ -33,7 +33,8 @@ const SELECT_REFUND: &str = "SELECT r.id, r.terminal_id, r.original_merchant_ref
     r.payment_id, r.amount_value, r.amount_currency, r.memo, r.provider, r.state, \
     r.attempt_id, a.refund_request_id, a.status, r.provider_refund_id, r.refund_time, \
     r.refunded_value, r.refunded_currency, r.result_code, r.result_message, r.created_ms, \
-    r.updated_ms, r.next_action_ms, r.tries, r.delivered_state \
+    r.updated_ms, r.next_action_ms, r.tries, r.delivered_state, \
+    (SELECT MAX(t.id) FROM transitions t WHERE t.refund_id = r.id) \
     FROM refunds r JOIN attempts a ON a.id = r.attempt_id";
 
 /// The ledger file.
@@ -500,6 +501,10 @@ impl Ledger {
 
     /// Moves every ACCEPTED refund to QUEUED: the cloud was just found unreachable, so
     /// refunds accepted a moment before must say so too. Returns them as they now are.
+    ///
+    /// A refund whose request is on its way (its attempt is SENDING) is left alone: its
+    /// own answer decides what it becomes, and the cashier must not be told it waits
+    /// for the network while the provider may be refunding it.
     pub fn queue_accepted(
         &mut self,
         cause: &str,
@@ -508,7 +513,8 @@ impl Ledger {
         let sp = self.conn.savepoint()?;
         let ids: Vec<(i64, i64)> = {
             let mut stmt = sp.prepare(
-                "SELECT id, attempt_id FROM refunds WHERE state = 'ACCEPTED' ORDER BY id",
+                "SELECT r.id, r.attempt_id FROM refunds r JOIN attempts a ON a.id = r.attempt_id \
+                 WHERE r.state = 'ACCEPTED' AND a.status != 'SENDING' ORDER BY r.id",
             )?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?
@@ -899,6 +905,7 @@ fn refund_from_row(row: &Row) -> Result<RefundRecord, LedgerError> {
     let attempt_status: String = row.get(11)?;
     let delivered: Option<String> = row.get(22)?;
     let tries: i64 = row.get(21)?;
+    let revision: Option<i64> = row.get(23)?;
     Ok(RefundRecord {
         id,
         terminal_id: row.get(1)?,
@@ -927,5 +934,6 @@ fn refund_from_row(row: &Row) -> Result<RefundRecord, LedgerError> {
                 Some(parse_state(&s).ok_or_else(|| corrupt(id, format!("delivered state {s:?}")))?)
             }
         },
+        revision: revision.ok_or_else(|| corrupt(id, "no transition recorded".into()))?,
     })
 }

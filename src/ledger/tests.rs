@@ -421,3 +421,35 @@ async fn handle_commits_concurrent_calls() {
     let ledger = Ledger::open(&path).unwrap();
     assert_eq!(ledger.counts().unwrap().unfinished, 200);
 }
+
+#[test]
+fn revision_grows_with_every_change_and_in_flight_refunds_stay_accepted() {
+    let (_dir, mut ledger) = open();
+    let a = recorded(
+        ledger
+            .accept(&new_refund("A", "PAY-A", 100), &policy("RA"), 1)
+            .unwrap(),
+    );
+    let b = recorded(
+        ledger
+            .accept(&new_refund("B", "PAY-B", 100), &policy("RB"), 2)
+            .unwrap(),
+    );
+    assert!(b.revision > a.revision, "revisions are one sequence");
+    // A's request leaves; then the cloud is found unreachable.
+    ledger
+        .begin_send(a.id, a.attempt_id, AttemptStatus::New, 3)
+        .unwrap();
+    let moved = ledger
+        .queue_accepted("the cloud cannot be used", 4)
+        .unwrap();
+    assert_eq!(
+        moved.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [b.id],
+        "only the refund that is not on its way is queued"
+    );
+    assert_eq!(ledger.get(a.id).unwrap().state, RefundState::Accepted);
+    let queued = ledger.get(b.id).unwrap();
+    assert!(queued.revision > b.revision);
+    assert_eq!(queued.revision, moved[0].revision);
+}
