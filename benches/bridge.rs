@@ -72,7 +72,7 @@ fn args() -> Args {
 }
 
 fn usd(v: i64) -> Amount {
-    Amount::new(v, Currency::parse("USD").unwrap())
+    Amount::new(v, Currency::parse("USD").unwrap()).unwrap()
 }
 
 struct Bridge {

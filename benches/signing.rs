@@ -50,7 +50,10 @@ fn loopback_refunds(c: &mut Criterion) {
         let mut config =
             demo::sim_config("127.0.0.1:0".parse().expect("addr")).expect("demo config");
         let usd = Currency::parse("USD").expect("USD");
-        config.payments = vec![PaymentSeed::new("BENCH", Amount::new(MAX_AMOUNT, usd))];
+        config.payments = vec![PaymentSeed::new(
+            "BENCH",
+            Amount::new(MAX_AMOUNT, usd).unwrap(),
+        )];
         CloudSim::start(config).await.expect("simulator")
     });
     let base = sim.base_url();
@@ -62,7 +65,7 @@ fn loopback_refunds(c: &mut Criterion) {
         refund_request_id: format!("bench-{}", counter.fetch_add(1, Ordering::Relaxed)),
         original_merchant_refund_id: None,
         payment_id: "BENCH".into(),
-        amount: Some(Amount::new(1, Currency::parse("USD").expect("USD"))),
+        amount: Some(Amount::new(1, Currency::parse("USD").expect("USD")).unwrap()),
         memo: None,
     };
     let mut group = c.benchmark_group("loopback_refund_one_client");

@@ -8,6 +8,7 @@
 //! - [`link`]: a session over any byte stream: ACK/NAK, sequence numbers,
 //!   retransmission, HELLO and PING/PONG liveness.
 //! - [`money`]: integer amounts and currency codes, shared by every layer.
+//! - [`text`]: text from outside made safe to keep, show and print, shared likewise.
 //! - [`message`]: the typed JSON messages carried by data frames, and their validation.
 //! - [`transport`]: serial devices, USB bulk endpoints and pseudo-terminals, reopened
 //!   when they come back after an unplug.
@@ -31,5 +32,6 @@ pub mod message;
 pub mod money;
 pub mod provider;
 pub mod sim;
+pub mod text;
 pub mod transport;
 pub mod wire;

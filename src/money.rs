@@ -68,19 +68,54 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
-/// An amount of money: `value` minor units of `currency`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// An amount of money: `value` minor units of `currency`, from 0 to [`MAX_AMOUNT`].
+/// A refund asks for at least 1 (the link protocol checks that); a provider may report
+/// 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Amount {
-    /// Minor units (cents, yen, ...); the link accepts 1..=2147483647.
+    /// Minor units (cents, yen, ...), 0..=2147483647.
     pub value: i64,
     /// The ISO 4217 code.
     pub currency: Currency,
 }
 
+/// Why a value is not an amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("amount must be a whole number of minor units from 0 to {MAX_AMOUNT}, got {0}")]
+pub struct AmountError(pub i64);
+
 impl Amount {
-    /// An amount; the caller has checked the range it needs.
-    pub fn new(value: i64, currency: Currency) -> Amount {
-        Amount { value, currency }
+    /// An amount, if `value` is in range.
+    pub fn new(value: i64, currency: Currency) -> Result<Amount, AmountError> {
+        if (0..=MAX_AMOUNT).contains(&value) {
+            Ok(Amount { value, currency })
+        } else {
+            Err(AmountError(value))
+        }
+    }
+}
+
+impl Amount {
+    /// An amount with `value` brought into range: for sums and limits shown to people,
+    /// never for an amount sent anywhere.
+    pub fn saturating(value: i64, currency: Currency) -> Amount {
+        Amount {
+            value: value.clamp(0, MAX_AMOUNT),
+            currency,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Amount, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            value: i64,
+            currency: Currency,
+        }
+        let raw = Raw::deserialize(d)?;
+        Amount::new(raw.value, raw.currency).map_err(serde::de::Error::custom)
     }
 }
 
@@ -134,10 +169,10 @@ mod tests {
         let usd = Currency::parse("USD").unwrap();
         let jpy = Currency::parse("JPY").unwrap();
         let kwd = Currency::parse("KWD").unwrap();
-        assert_eq!(Amount::new(1250, usd).to_string(), "12.50 USD");
-        assert_eq!(Amount::new(5, usd).to_string(), "0.05 USD");
-        assert_eq!(Amount::new(1250, jpy).to_string(), "1250 JPY");
-        assert_eq!(Amount::new(1250, kwd).to_string(), "1.250 KWD");
+        assert_eq!(Amount::new(1250, usd).unwrap().to_string(), "12.50 USD");
+        assert_eq!(Amount::new(5, usd).unwrap().to_string(), "0.05 USD");
+        assert_eq!(Amount::new(1250, jpy).unwrap().to_string(), "1250 JPY");
+        assert_eq!(Amount::new(1250, kwd).unwrap().to_string(), "1.250 KWD");
     }
 
     #[test]
@@ -149,5 +184,18 @@ mod tests {
             r#"{"value":1250,"currency":"EUR"}"#
         );
         assert!(serde_json::from_str::<Amount>(r#"{"value":1,"currency":"eur"}"#).is_err());
+        assert!(serde_json::from_str::<Amount>(r#"{"value":-1,"currency":"EUR"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Amount>(r#"{"value":2147483648,"currency":"EUR"}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn an_amount_checks_its_own_range() {
+        let usd = Currency::parse("USD").unwrap();
+        assert!(Amount::new(0, usd).is_ok());
+        assert!(Amount::new(MAX_AMOUNT, usd).is_ok());
+        assert_eq!(Amount::new(-1, usd), Err(AmountError(-1)));
+        assert!(Amount::new(MAX_AMOUNT + 1, usd).is_err());
     }
 }

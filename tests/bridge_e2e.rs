@@ -247,10 +247,10 @@ async fn garbage_on_the_line_loses_and_duplicates_nothing() {
     w.send(Message::Refund(posbridge::message::Refund {
         original_merchant_refund_id: "BAD-1".into(),
         payment_id: "PAY-0".into(),
-        refund_amount: Some(posbridge::money::Amount::new(
-            0,
-            posbridge::money::Currency::parse("USD").unwrap(),
-        )),
+        refund_amount: Some(
+            posbridge::money::Amount::new(0, posbridge::money::Currency::parse("USD").unwrap())
+                .unwrap(),
+        ),
         memo: None,
     }));
     for i in 0..10 {
@@ -267,10 +267,10 @@ async fn garbage_on_the_line_loses_and_duplicates_nothing() {
     w.send(Message::Refund(posbridge::message::Refund {
         original_merchant_refund_id: "BAD-2".into(),
         payment_id: "PAY-0".into(),
-        refund_amount: Some(posbridge::money::Amount::new(
-            0,
-            posbridge::money::Currency::parse("USD").unwrap(),
-        )),
+        refund_amount: Some(
+            posbridge::money::Amount::new(0, posbridge::money::Currency::parse("USD").unwrap())
+                .unwrap(),
+        ),
         memo: None,
     }));
     let error = w

@@ -17,7 +17,7 @@ use posbridge::transport::open_pty;
 const TERMINALS: usize = 3;
 
 fn usd(v: i64) -> Amount {
-    Amount::new(v, Currency::parse("USD").unwrap())
+    Amount::new(v, Currency::parse("USD").unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,6 +78,8 @@ impl Provider for Scripted {
                         refund_id: format!("R-{}", request.payment_id),
                         refund_time: jiff::Timestamp::now(),
                         amount: request.amount,
+                        code: None,
+                        message: None,
                     }
                 }
                 None => Outcome::RetrySameRequest {
@@ -97,7 +99,7 @@ impl Provider for Scripted {
 }
 
 fn usd(value: i64) -> Amount {
-    Amount::new(value, Currency::parse("USD").unwrap())
+    Amount::new(value, Currency::parse("USD").unwrap()).unwrap()
 }
 
 fn refund(id: &str, payment: &str) -> Message {

@@ -32,8 +32,10 @@ async fn wait_state(events: &mut mpsc::Receiver<TerminalEvent>, state: RefundSta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unplug_and_replug_resumes_and_delivers_the_final_state() {
     let mut config = demo::sim_config("127.0.0.1:0".parse().unwrap()).unwrap();
-    let mut async_payment =
-        PaymentSeed::new("PAY-H", Amount::new(5000, Currency::parse("USD").unwrap()));
+    let mut async_payment = PaymentSeed::new(
+        "PAY-H",
+        Amount::new(5000, Currency::parse("USD").unwrap()).unwrap(),
+    );
     async_payment.mode = RefundMode::Async;
     config.payments = vec![async_payment];
     config.async_delay = Duration::from_secs(600);
@@ -78,7 +80,7 @@ async fn unplug_and_replug_resumes_and_delivers_the_final_state() {
     let refund = Message::Refund(Refund {
         original_merchant_refund_id: "REF-H".into(),
         payment_id: "PAY-H".into(),
-        refund_amount: Some(Amount::new(5000, Currency::parse("USD").unwrap())),
+        refund_amount: Some(Amount::new(5000, Currency::parse("USD").unwrap()).unwrap()),
         memo: None,
     });
     {

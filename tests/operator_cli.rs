@@ -27,7 +27,7 @@ fn record(ledger: &mut Ledger, id: &str, payment: &str, rrid: &str) -> i64 {
         terminal_id: "T1".into(),
         original_merchant_refund_id: id.into(),
         payment_id: payment.into(),
-        amount: Some(Amount::new(1250, Currency::parse("USD").unwrap())),
+        amount: Some(Amount::new(1250, Currency::parse("USD").unwrap()).unwrap()),
         memo: Some("a, \"quoted\" memo".into()),
     };
     let policy = AcceptPolicy {

@@ -133,7 +133,7 @@ const REPLIES: &[(Parser, u16, u8, &str, &str)] = &[
     (
         Parser::AntomRefund,
         200,
-        1,
+        0,
         r#"{"result":{"resultStatus":"F","resultCode":"DPOS_MERCHANT_BALANCE_NOT_ENOUGH","resultMessage":"The merchant balance is insufficient."}}"#,
         "NEEDS_NEW_REQUEST_ID",
     ),
@@ -198,7 +198,7 @@ const REPLIES: &[(Parser, u16, u8, &str, &str)] = &[
         200,
         0,
         r#"{"status":"SUCCESS","result":{"refundId":"REF17044844361839544","refundAmount":1250,"refundStatus":"init"}}"#,
-        "IN_PROGRESS",
+        "ACCEPTED_LATER",
     ),
     (
         Parser::OttPayRefund,
@@ -244,9 +244,9 @@ const REPLIES: &[(Parser, u16, u8, &str, &str)] = &[
     ),
     (
         Parser::PaymentOptionsRefund,
-        200,
+        400,
         0,
-        r#"{"success":false,"gateway_response":{"type":"ERROR","message":"Refund amount exceeds the captured amount.","code":"ERR0021"}}"#,
+        r#"{"success":false,"status_code":400,"gateway_response":{"type":"ERROR","message":"Refund amount exceeds the captured amount.","code":"ERR0021"}}"#,
         "FAILED_FINAL",
     ),
 ];
@@ -291,7 +291,7 @@ fn run(parser: Parser, status: u16, signature: u8, body: &[u8]) -> Result<String
         Parser::AntomNotify => match notify::parse_notification(body) {
             Some(notification) => {
                 prop_assert!(!notification.refund_request_id.is_empty());
-                class(&notification.outcome, "antom")
+                class(&notification.outcome, "antom notifyRefund")
             }
             None => Ok("NONE".into()),
         },
@@ -308,7 +308,7 @@ fn run(parser: Parser, status: u16, signature: u8, body: &[u8]) -> Result<String
             }
         }
         Parser::OttPayRefund => {
-            let usd = Amount::new(1250, Currency::parse("USD").unwrap());
+            let usd = Amount::new(1250, Currency::parse("USD").unwrap()).unwrap();
             let zone = TimeZone::get("America/Toronto").unwrap();
             class(
                 &ottpay::classify_refund_reply(status, body, usd, &zone),

@@ -671,13 +671,13 @@ async fn notify_addr(w: &World) -> SocketAddr {
     addr.unwrap()
 }
 
-fn notification(refund_request_id: &str) -> String {
+fn notification(refund_request_id: &str, refund_id: &str) -> String {
     serde_json::json!({
         "notifyType": "REFUND_RESULT",
         "result": {"resultCode": "SUCCESS", "resultStatus": "S", "resultMessage": "success"},
         "refundStatus": "SUCCESS",
         "refundRequestId": refund_request_id,
-        "refundId": "SIMREF-FORGED",
+        "refundId": refund_id,
         "refundAmount": {"value": 700, "currency": "USD"},
         "refundTime": "2026-04-10T11:32:54Z",
     })
@@ -778,12 +778,22 @@ async fn notify_refund_refuses_forgeries_big_bodies_and_slow_clients() {
         .refund_request_id;
     let before = ledger_facts(&w);
     let client = demo::ANTOM_CLIENT_ID;
-    let time = "1775820774000";
-    let body = notification(&rrid);
+    let now = jiff::Timestamp::now().as_millisecond().to_string();
+    let time = now.as_str();
+    // The refund id the provider gave when it took the refund in process: a genuine
+    // notification names the same one.
+    let refund_id = w
+        .ledger()
+        .find("TERM-1", "R-N")
+        .unwrap()
+        .unwrap()
+        .provider_refund_id
+        .expect("the in-process answer named the refund");
+    let body = notification(&rrid, &refund_id);
     let good = antom_signature(client, time, &body);
 
     // Tampered: signed by Antom's key, then the body changed.
-    let tampered = body.replace("SIMREF-FORGED", "SIMREF-FORGED2");
+    let tampered = body.replace(&refund_id, &format!("{refund_id}X"));
     let (status, _) = post(
         addr,
         &[
@@ -829,7 +839,7 @@ async fn notify_refund_refuses_forgeries_big_bodies_and_slow_clients() {
     .await;
     assert_eq!(status, 401, "client id header changed");
     // A genuine notification about a refund this bridge never sent.
-    let unknown = notification("never-sent-by-this-bridge");
+    let unknown = notification("never-sent-by-this-bridge", "SIMREF-UNKNOWN");
     let (status, answer) = post(
         addr,
         &[
@@ -844,6 +854,20 @@ async fn notify_refund_refuses_forgeries_big_bodies_and_slow_clients() {
     // times, and it changes nothing: the worker finds no refund with that id and
     // records nothing (`bridge::worker::notification`).
     assert_eq!(status, 200, "unknown refund: {answer}");
+    // Genuine, but an hour old by its Request-Time: a replay, refused unread.
+    let old = (jiff::Timestamp::now().as_millisecond() - 3_600_000).to_string();
+    let (status, answer) = post(
+        addr,
+        &[
+            ("client-id", client),
+            ("request-time", &old),
+            ("signature", &antom_signature(client, &old, &unknown)),
+        ],
+        &unknown,
+    )
+    .await;
+    assert_eq!(status, 400, "an old notification: {answer}");
+    assert!(answer.contains("Request-Time"), "{answer}");
 
     // A body declared at 50 MB: 413 once past the limit, long before the rest.
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -919,7 +943,7 @@ async fn notify_refund_refuses_forgeries_big_bodies_and_slow_clients() {
     assert!(answer.contains("SUCCESS"), "{answer}");
     let done = w.final_update("R-N").await;
     assert_eq!(done.state, RefundState::Succeeded);
-    assert_eq!(done.refund_id.as_deref(), Some("SIMREF-FORGED"));
+    assert_eq!(done.refund_id.as_deref(), Some(refund_id.as_str()));
     // And the idle ones do not stay forever: each is closed at the header timeout.
     for (i, s) in idle.iter_mut().enumerate() {
         let left = (opened + limit).saturating_duration_since(Instant::now());

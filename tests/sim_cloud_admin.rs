@@ -60,10 +60,10 @@ async fn admin_api_seeds_payments_and_injects_faults() {
         refund_request_id: "A".into(),
         original_merchant_refund_id: None,
         payment_id: "HTTP-PAY".into(),
-        amount: Some(posbridge::money::Amount::new(
-            100,
-            posbridge::money::Currency::parse("CAD").unwrap(),
-        )),
+        amount: Some(
+            posbridge::money::Amount::new(100, posbridge::money::Currency::parse("CAD").unwrap())
+                .unwrap(),
+        ),
         memo: None,
     };
     assert_eq!(po.refund(&request).await.class_name(), "RETRY_SAME_REQUEST");

@@ -91,11 +91,11 @@ impl Limits {
         {
             return Err(OverLimit(format!(
                 "over the {} limit per refund",
-                Amount::new(max, amount.currency)
+                Amount::saturating(max, amount.currency)
             )));
         }
         Ok(per_day.map(|&max| DailyLimit {
-            max: Amount::new(max, amount.currency),
+            max: Amount::saturating(max, amount.currency),
             since_ms: self.day_start_ms(now),
         }))
     }
@@ -114,7 +114,7 @@ impl Limits {
 pub fn over_daily(max: Amount, used: i64) -> OverLimit {
     OverLimit(format!(
         "over the {max} daily limit ({} refunded today)",
-        Amount::new(used, max.currency)
+        Amount::saturating(used, max.currency)
     ))
 }
 
@@ -137,7 +137,7 @@ mod tests {
     }
 
     fn usd(v: i64) -> Option<Amount> {
-        Some(Amount::new(v, Currency::parse("USD").unwrap()))
+        Some(Amount::new(v, Currency::parse("USD").unwrap()).unwrap())
     }
 
     #[test]
@@ -153,7 +153,7 @@ mod tests {
         let over = l.check(usd(50001), now).unwrap_err();
         assert!(over.0.contains("500.00 USD"), "{}", over.0);
         assert!(l.check(None, now).unwrap_err().0.contains("full refund"));
-        let eur = Some(Amount::new(1, Currency::parse("EUR").unwrap()));
+        let eur = Some(Amount::new(1, Currency::parse("EUR").unwrap()).unwrap());
         assert!(l.check(eur, now).unwrap_err().0.contains("EUR"));
         assert!(matches!(Limits::default().check(None, now), Ok(None)));
     }

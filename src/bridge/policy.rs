@@ -2,8 +2,11 @@
 //! functions of the outcome, the provider's guarantees and the refund's state.
 //!
 //! - success → SUCCEEDED; final failure → FAILED;
-//! - in progress → PROCESSING and inquiry polling (or NEEDS_ATTENTION where the
-//!   provider offers no inquiry);
+//! - in progress → PROCESSING and inquiry polling;
+//! - accepted and finished later by a provider that cannot be asked (or in progress
+//!   where the provider offers no inquiry) → PROVIDER_PENDING, which reconciliation
+//!   against the provider's report settles: a normal asynchronous refund never needs a
+//!   person;
 //! - retry with the same id (network down, 429, 5xx, U codes) → QUEUED, again later
 //!   with backoff, for as long as it takes;
 //! - outcome unknown → the same as retry where the provider is idempotent, else
@@ -12,14 +15,19 @@
 
 use serde::Deserialize;
 
-use crate::ledger::{AttemptStatus, Change};
+use crate::ledger::{AttemptStatus, Change, RefundRecord};
 use crate::message::RefundState;
+use crate::money::Amount;
 use crate::provider::Outcome;
+use crate::provider::antom::notify::RefundNotification;
 
 /// Result code recorded when an outcome cannot be known automatically.
 pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
-/// Result code recorded when a provider keeps a refund in progress and cannot be asked.
-pub const NO_INQUIRY: &str = "IN_PROGRESS_NO_INQUIRY";
+/// Result code recorded when a provider accepted a refund it finishes later and cannot
+/// be asked about.
+pub const ACCEPTED_LATER: &str = "ACCEPTED_LATER";
+/// Result code recorded when a notification contradicts what the ledger holds.
+pub const NOTIFY_CONFLICT: &str = "NOTIFY_CONFLICT";
 
 /// Retry and poll timing (`[retry]` in the configuration), in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -118,6 +126,8 @@ fn succeeded(outcome: &Outcome, cause: &str) -> Option<Change> {
         refund_id,
         refund_time,
         amount,
+        code,
+        message,
     } = outcome
     else {
         return None;
@@ -131,9 +141,31 @@ fn succeeded(outcome: &Outcome, cause: &str) -> Option<Change> {
         provider_refund_id: (!refund_id.is_empty()).then(|| refund_id.clone()),
         refund_time: Some(refund_time.to_string()),
         refunded: *amount,
-        result: Some(("SUCCESS".into(), "Success.".into())),
+        result: Some((
+            code.clone().unwrap_or_else(|| "SUCCESS".into()),
+            message.clone().unwrap_or_else(|| "Success.".into()),
+        )),
         cause: cause.into(),
     })
+}
+
+/// Accepted by the provider, finished by it later, and not to be asked about: nothing
+/// is scheduled; the provider's report settles it.
+fn provider_pending(refund_id: &Option<String>, outcome: &Outcome, cause: &str) -> Change {
+    Change {
+        state: Some(RefundState::ProviderPending),
+        attempt: Some(AttemptStatus::Processing),
+        outcome: Some(outcome.to_string()),
+        next_action_ms: Some(None),
+        tries: Some(0),
+        provider_refund_id: refund_id.clone(),
+        result: Some((
+            ACCEPTED_LATER.into(),
+            "The provider accepted the refund and completes it later".into(),
+        )),
+        cause: cause.into(),
+        ..Change::default()
+    }
 }
 
 fn failed(code: &str, message: &str, outcome: &Outcome, cause: &str) -> Change {
@@ -228,15 +260,19 @@ pub fn after_submit(outcome: &Outcome, ctx: &Context) -> Decision {
             reachable: Some(true),
         },
         Outcome::InProgress { refund_id } => Decision {
-            change: Change {
-                provider_refund_id: refund_id.clone(),
-                ..needs_attention(
-                    NO_INQUIRY,
-                    "The provider is still processing the refund and cannot be asked for its result; check it in the provider's portal",
-                    Some(outcome),
-                    "provider: refund in progress, and the provider has no inquiry",
-                )
-            },
+            change: provider_pending(
+                refund_id,
+                outcome,
+                "provider: refund in progress, and the provider cannot be asked; its report settles it",
+            ),
+            reachable: Some(true),
+        },
+        Outcome::AcceptedLater { refund_id } => Decision {
+            change: provider_pending(
+                refund_id,
+                outcome,
+                "provider: accepted; it completes the refund later and its report settles it",
+            ),
             reachable: Some(true),
         },
         Outcome::RetrySameRequest { reason } => Decision {
@@ -263,7 +299,7 @@ pub fn after_submit(outcome: &Outcome, ctx: &Context) -> Decision {
 
 /// After asking about a refund in progress.
 pub fn after_poll(outcome: &Outcome, ctx: &Context) -> Decision {
-    let keep_polling = |cause: String, reachable: bool| {
+    let keep_polling = |cause: String, reachable: Option<bool>| {
         let wait = backoff_ms(
             ctx.retry.first_poll_ms,
             ctx.retry.max_poll_ms,
@@ -275,10 +311,14 @@ pub fn after_poll(outcome: &Outcome, ctx: &Context) -> Decision {
                 outcome: Some(outcome.to_string()),
                 next_action_ms: Some(Some(ctx.now_ms + wait as i64)),
                 tries: Some(ctx.tries + 1),
+                provider_refund_id: match outcome {
+                    Outcome::InProgress { refund_id } => refund_id.clone(),
+                    _ => None,
+                },
                 cause: format!("{cause}; asking again in {}", human_ms(wait)),
                 ..Change::default()
             },
-            reachable: Some(reachable),
+            reachable,
         }
     };
     match outcome {
@@ -297,9 +337,19 @@ pub fn after_poll(outcome: &Outcome, ctx: &Context) -> Decision {
                 reachable: Some(true),
             }
         }
-        Outcome::InProgress { .. } => keep_polling("inquiry: still in progress".into(), true),
+        Outcome::InProgress { .. } => keep_polling("inquiry: still in progress".into(), Some(true)),
+        Outcome::AcceptedLater { refund_id } => Decision {
+            change: provider_pending(
+                refund_id,
+                outcome,
+                "inquiry: accepted; the provider completes it later and its report settles it",
+            ),
+            reachable: Some(true),
+        },
+        // A look-up that fails says nothing about the cloud for sending refunds: it
+        // neither marks it unreachable nor holds other refunds back.
         Outcome::RetrySameRequest { reason } | Outcome::OutcomeUnknown { reason } => {
-            keep_polling(format!("inquiry: no answer ({reason})"), false)
+            keep_polling(format!("inquiry: no answer ({reason})"), None)
         }
     }
 }
@@ -318,21 +368,99 @@ pub fn in_doubt(provider: ProviderTraits) -> Option<Change> {
     })
 }
 
-/// For a notifyRefund message about a refund: the change, if it settles anything.
-pub fn after_notification(outcome: &Outcome, state: RefundState) -> Option<Change> {
-    if state.is_final() {
-        return None;
+/// What a verified notifyRefund does to a refund.
+#[derive(Clone, Debug)]
+pub enum NotificationEffect {
+    /// Settles an open refund it agrees with.
+    Settle(Change),
+    /// Contradicts an open refund: it goes to NEEDS_ATTENTION, both versions recorded.
+    Conflict(Change),
+    /// Contradicts a settled refund, which keeps its state; the disagreement is
+    /// recorded in its history with this cause.
+    Disagrees(String),
+    /// Tells a settled refund the amount its provider's answer did not (a whole-payment
+    /// refund), with a cause for the history.
+    Learn(Amount, String),
+    /// Nothing to do.
+    Nothing,
+}
+
+/// What a notification says about a refund, checked against what the ledger holds:
+/// it never overwrites what it contradicts (another refundId, another amount, or
+/// another final state).
+pub fn after_notification(note: &RefundNotification, refund: &RefundRecord) -> NotificationEffect {
+    let said = match &note.outcome {
+        Outcome::Succeeded { .. } => RefundState::Succeeded,
+        Outcome::FailedFinal { .. } => RefundState::Failed,
+        _ => return NotificationEffect::Nothing,
+    };
+    let mut disagreements = Vec::new();
+    if let Some(known) = &refund.provider_refund_id
+        && !note.refund_id.is_empty()
+        && *known != note.refund_id
+    {
+        disagreements.push(format!(
+            "refundId: ledger {known}, notification {}",
+            note.refund_id
+        ));
     }
-    match outcome {
-        Outcome::Succeeded { .. } => succeeded(outcome, "notifyRefund: refund succeeded"),
-        Outcome::FailedFinal { code, message } => Some(failed(
+    if let Some(stated) = note.amount
+        && said == RefundState::Succeeded
+        && let Some(known) = refund.refunded.or(refund.amount)
+        && known != stated
+    {
+        disagreements.push(format!("amount: ledger {known}, notification {stated}"));
+    }
+    if refund.state.is_final() && refund.state != said {
+        disagreements.push(format!(
+            "state: ledger {}, notification {said} ({})",
+            refund.state, note.refund_status
+        ));
+    }
+    if !disagreements.is_empty() {
+        let both = disagreements.join("; ");
+        if refund.state.is_final() {
+            return NotificationEffect::Disagrees(format!(
+                "notifyRefund contradicts the ledger, which is kept: {both}"
+            ));
+        }
+        return NotificationEffect::Conflict(needs_attention(
+            NOTIFY_CONFLICT,
+            "A signed notification from the provider contradicts this refund's record; check the provider's portal",
+            Some(&note.outcome),
+            &format!("notifyRefund contradicts the ledger: {both}"),
+        ));
+    }
+    if refund.state.is_final() {
+        return match note.amount {
+            Some(amount) if refund.state == RefundState::Succeeded && refund.refunded.is_none() => {
+                NotificationEffect::Learn(
+                    amount,
+                    format!("notifyRefund: the provider refunded {amount}"),
+                )
+            }
+            _ => NotificationEffect::Nothing,
+        };
+    }
+    let mut change = match &note.outcome {
+        Outcome::FailedFinal { code, message } => failed(
             code,
             message,
-            outcome,
+            &note.outcome,
             &format!("notifyRefund: refund failed ({code})"),
-        )),
-        _ => None,
+        ),
+        _ => match succeeded(&note.outcome, "notifyRefund: refund succeeded") {
+            Some(change) => change,
+            None => return NotificationEffect::Nothing,
+        },
+    };
+    if change.provider_refund_id.is_none() && !note.refund_id.is_empty() {
+        change.provider_refund_id = Some(note.refund_id.clone());
     }
+    if change.refunded.is_none() {
+        change.refunded = note.amount;
+    }
+    NotificationEffect::Settle(change)
 }
 
 #[cfg(test)]
@@ -363,6 +491,8 @@ mod tests {
             refund_id: "X1".into(),
             refund_time: jiff::Timestamp::UNIX_EPOCH,
             amount: None,
+            code: None,
+            message: None,
         }
     }
 
@@ -437,7 +567,16 @@ mod tests {
                 Outcome::InProgress { refund_id: None },
                 false,
                 false,
-                NeedsAttention,
+                ProviderPending,
+                Some(true),
+            ),
+            (
+                Outcome::AcceptedLater {
+                    refund_id: Some("R".into()),
+                },
+                false,
+                false,
+                ProviderPending,
                 Some(true),
             ),
             (retry.clone(), true, true, Queued, Some(false)),
@@ -449,10 +588,10 @@ mod tests {
             let d = after_submit(&outcome, &ctx(Accepted, idempotent, inquiry, &s));
             assert_eq!(d.change.state, Some(state), "{outcome}");
             assert_eq!(d.reachable, reachable, "{outcome}");
-            let final_state = state.is_final();
+            let waits_for_nothing = state.is_final() || state == ProviderPending;
             assert_eq!(
                 d.change.next_action_ms == Some(None),
-                final_state,
+                waits_for_nothing,
                 "{outcome}"
             );
         }
@@ -491,7 +630,15 @@ mod tests {
         assert!(still.change.next_action_ms.flatten().is_some());
         let lost = after_poll(&Outcome::OutcomeUnknown { reason: "t".into() }, &c);
         assert_eq!(lost.change.state, None);
-        assert_eq!(lost.reachable, Some(false));
+        // A failed look-up neither marks the cloud unreachable nor holds others back.
+        assert_eq!(lost.reachable, None);
+        let learned = after_poll(
+            &Outcome::InProgress {
+                refund_id: Some("R9".into()),
+            },
+            &c,
+        );
+        assert_eq!(learned.change.provider_refund_id.as_deref(), Some("R9"));
         let failed = after_poll(
             &Outcome::FailedFinal {
                 code: "X".into(),
@@ -519,16 +666,109 @@ mod tests {
         );
     }
 
+    fn note(outcome: Outcome, refund_id: &str, amount: Option<i64>) -> RefundNotification {
+        let usd = crate::money::Currency::parse("USD").unwrap();
+        RefundNotification {
+            refund_request_id: "Q".into(),
+            refund_id: refund_id.into(),
+            refund_status: "SUCCESS".into(),
+            amount: amount.map(|v| Amount::new(v, usd).unwrap()),
+            outcome,
+        }
+    }
+
+    fn record(state: RefundState, refund_id: Option<&str>, amount: Option<i64>) -> RefundRecord {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = crate::ledger::Ledger::open(&dir.path().join("l.sqlite")).unwrap();
+        let usd = crate::money::Currency::parse("USD").unwrap();
+        let new = crate::ledger::NewRefund {
+            terminal_id: "T".into(),
+            original_merchant_refund_id: "R".into(),
+            payment_id: "P".into(),
+            amount: amount.map(|v| Amount::new(v, usd).unwrap()),
+            memo: None,
+        };
+        let policy = crate::ledger::AcceptPolicy {
+            provider: "antom".into(),
+            queued: false,
+            refund_request_id: "Q".into(),
+            daily_limit: None,
+        };
+        let mut refund = match ledger.accept(&new, &policy, 1).unwrap() {
+            crate::ledger::Acceptance::Recorded { refund, .. } => refund,
+            other => panic!("{other:?}"),
+        };
+        refund.state = state;
+        refund.provider_refund_id = refund_id.map(str::to_owned);
+        refund
+    }
+
     #[test]
-    fn notifications_settle_only_open_refunds() {
-        assert!(after_notification(&ok(), RefundState::Processing).is_some());
-        assert!(after_notification(&ok(), RefundState::Succeeded).is_none());
-        assert!(
-            after_notification(
-                &Outcome::InProgress { refund_id: None },
-                RefundState::Processing
-            )
-            .is_none()
-        );
+    fn a_notification_settles_an_open_refund_it_agrees_with() {
+        let open = record(RefundState::Processing, Some("X1"), Some(800));
+        match after_notification(&note(ok(), "X1", Some(800)), &open) {
+            NotificationEffect::Settle(change) => {
+                assert_eq!(change.state, Some(RefundState::Succeeded));
+                assert_eq!(change.provider_refund_id.as_deref(), Some("X1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A whole-payment refund learns its amount from the notification.
+        let whole = record(RefundState::Processing, None, None);
+        match after_notification(&note(ok(), "X1", Some(800)), &whole) {
+            NotificationEffect::Settle(change) => {
+                assert_eq!(change.refunded.map(|a| a.value), Some(800));
+            }
+            other => panic!("{other:?}"),
+        }
+        let settled = record(RefundState::Succeeded, Some("X1"), None);
+        assert!(matches!(
+            after_notification(&note(ok(), "X1", Some(800)), &settled),
+            NotificationEffect::Learn(a, _) if a.value == 800
+        ));
+        assert!(matches!(
+            after_notification(&note(ok(), "X1", None), &settled),
+            NotificationEffect::Nothing
+        ));
+        let unknown = Outcome::OutcomeUnknown { reason: "?".into() };
+        assert!(matches!(
+            after_notification(&note(unknown, "X1", None), &open),
+            NotificationEffect::Nothing
+        ));
+    }
+
+    /// A signed notification whose refundId or amount disagree with the ledger (seen:
+    /// an 8.00 USD refund became SUCCEEDED with 0.01 and a foreign refund id) never
+    /// overwrites the refund.
+    #[test]
+    fn a_notification_never_overwrites_what_it_contradicts() {
+        let open = record(RefundState::Processing, Some("X1"), Some(800));
+        for contradiction in [note(ok(), "FOREIGN", Some(800)), note(ok(), "X1", Some(1))] {
+            match after_notification(&contradiction, &open) {
+                NotificationEffect::Conflict(change) => {
+                    assert_eq!(change.state, Some(RefundState::NeedsAttention));
+                    assert_eq!(
+                        change.result.as_ref().map(|r| r.0.as_str()),
+                        Some(NOTIFY_CONFLICT)
+                    );
+                    assert!(change.cause.contains("ledger"), "{}", change.cause);
+                    assert!(change.cause.contains("notification"), "{}", change.cause);
+                    assert_eq!(change.refunded, None);
+                    assert_eq!(change.provider_refund_id, None);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let failed = Outcome::FailedFinal {
+            code: "PROCESS_FAIL".into(),
+            message: "no".into(),
+        };
+        let settled = record(RefundState::Succeeded, Some("X1"), Some(800));
+        match after_notification(&note(failed, "X1", None), &settled) {
+            NotificationEffect::Disagrees(cause) => {
+                assert!(cause.contains("state: ledger SUCCEEDED"), "{cause}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -24,7 +24,11 @@ use crate::message::{
     Direction, DisplaySize, ErrorCode, ErrorMessage, Hello, Message, Refund, RefundUpdate,
     StatusReport, Welcome,
 };
+use crate::message::{Invalid, limits};
 use crate::sim::link_test::now_rfc3339;
+use crate::text;
+use crate::wire::Kind;
+use bytes::Bytes;
 
 /// Who is on the line, once HELLO said so.
 struct Terminal {
@@ -150,20 +154,43 @@ fn refuse(
     say(out, Message::Display(screen));
 }
 
-fn update_for(refund: &RefundRecord) -> Message {
-    Message::RefundUpdate(RefundUpdate {
+/// A refund's REFUND_UPDATE, as the link protocol allows it: the state as the
+/// terminal knows it, and the optional fields only when they are valid (a provider's
+/// text is cleaned when it arrives, but a ledger written by an older version may hold
+/// anything).
+fn update_for(refund: &RefundRecord) -> RefundUpdate {
+    let id = |text: &Option<String>, max: usize| {
+        text.as_ref()
+            .filter(|t| !t.is_empty() && t.len() <= max && t.bytes().all(|b| b.is_ascii_graphic()))
+            .cloned()
+    };
+    RefundUpdate {
         original_merchant_refund_id: refund.original_merchant_refund_id.clone(),
-        state: refund.state,
+        state: refund.state.on_the_wire(),
         refund_request_id: refund.refund_request_id.clone(),
-        refund_id: refund.provider_refund_id.clone(),
-        refund_time: refund.refund_time.clone(),
-        refund_amount: refund.refunded.or(refund.amount),
-        result_code: refund.result_code.clone(),
+        refund_id: id(&refund.provider_refund_id, limits::REFUND_ID),
+        refund_time: id(&refund.refund_time, limits::TIME),
+        refund_amount: refund.refunded.or(refund.amount).filter(|a| a.value >= 1),
+        result_code: refund
+            .result_code
+            .as_deref()
+            .map(|c| text::clean_code(c, limits::RESULT_CODE)),
         result_message: refund
             .result_message
-            .as_ref()
-            .map(|m| m.chars().take(crate::message::limits::MESSAGE).collect()),
-    })
+            .as_deref()
+            .map(|m| text::clean_text(m, limits::MESSAGE))
+            .filter(|m| !m.is_empty()),
+    }
+}
+
+/// The REFUND_UPDATE frame's payload for a refund, checked by the same rules a
+/// terminal applies: a frame the terminal would refuse is never sent, so it is never
+/// recorded as delivered.
+fn update_frame(refund: &RefundRecord) -> Result<(Kind, Bytes), Invalid> {
+    let update = Message::RefundUpdate(update_for(refund));
+    let payload = update.to_frame_payload();
+    Message::parse(update.kind(), &payload)?;
+    Ok((update.kind(), payload))
 }
 
 async fn handle(
@@ -557,11 +584,18 @@ async fn send_loop(
                 // one, an INQUIRY answered from a read made before a change) is
                 // replaced by the newest: the terminal never hears a state go back.
                 let (refund, screen) = told.newest(refund, screen);
-                let sent = if live {
-                    let update = update_for(&refund);
-                    link.send(update.kind(), update.to_frame_payload()).await
-                } else {
-                    Err(SendError::Unconfirmed(crate::link::DownReason::Reset))
+                let sent = match update_frame(&refund) {
+                    Ok((kind, payload)) if live => link.send(kind, payload).await,
+                    Ok(_) => Err(SendError::Unconfirmed(crate::link::DownReason::Reset)),
+                    Err(invalid) => {
+                        tracing::error!(
+                            ledger = refund.id,
+                            %invalid,
+                            "a REFUND_UPDATE a terminal would refuse was not sent"
+                        );
+                        // Not delivered: the ledger keeps saying so.
+                        Err(SendError::Unconfirmed(crate::link::DownReason::Reset))
+                    }
                 };
                 if refund.state.is_final() {
                     if sent.is_ok() {
@@ -638,19 +672,11 @@ impl Told {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ledger::{AcceptPolicy, Acceptance, Ledger, NewRefund};
-    use crate::message::{Display, RefundState, Tone};
+mod tests_support {
+    use crate::ledger::{AcceptPolicy, Acceptance, Ledger, NewRefund, RefundRecord};
 
-    fn screen(text: &str) -> Message {
-        Message::Display(Display {
-            lines: vec![text.into()],
-            tone: Tone::Info,
-        })
-    }
-
-    fn a_refund() -> (tempfile::TempDir, RefundRecord) {
+    /// A refund as the ledger records it.
+    pub(super) fn a_refund() -> (tempfile::TempDir, RefundRecord) {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = Ledger::open(&dir.path().join("l.sqlite")).unwrap();
         let new = NewRefund {
@@ -670,6 +696,20 @@ mod tests {
             Acceptance::Recorded { refund, .. } => (dir, refund),
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::a_refund;
+    use super::*;
+    use crate::message::{Display, RefundState, Tone};
+
+    fn screen(text: &str) -> Message {
+        Message::Display(Display {
+            lines: vec![text.into()],
+            tone: Tone::Info,
+        })
     }
 
     #[test]
@@ -705,5 +745,41 @@ mod tests {
         }
         assert_eq!(told.by_refund.len(), TOLD_REMEMBERED);
         assert_eq!(told.order.len(), TOLD_REMEMBERED);
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use crate::message::RefundState;
+
+    #[test]
+    fn a_refund_update_is_always_one_a_terminal_accepts() {
+        let (_dir, mut refund) = tests_support::a_refund();
+        refund.state = RefundState::Failed;
+        refund.result_code = Some("BAD CODE\t".into());
+        refund.result_message = Some("line one\nline\ttwo \u{202e}\u{1b}[2J".into());
+        refund.provider_refund_id = Some("id with spaces".into());
+        refund.refund_time = Some("not\ta time".into());
+        let (kind, payload) = update_frame(&refund).expect("a valid frame");
+        let Ok(Message::RefundUpdate(update)) = Message::parse(kind, &payload) else {
+            panic!("not a REFUND_UPDATE");
+        };
+        assert_eq!(update.result_code.as_deref(), Some("BAD_CODE"));
+        assert_eq!(
+            update.result_message.as_deref(),
+            Some("line one line two [2J")
+        );
+        assert_eq!(
+            update.refund_id, None,
+            "an id the protocol cannot carry is left out"
+        );
+        assert_eq!(update.refund_time, None);
+        refund.state = RefundState::ProviderPending;
+        let (kind, payload) = update_frame(&refund).unwrap();
+        let Ok(Message::RefundUpdate(update)) = Message::parse(kind, &payload) else {
+            panic!("not a REFUND_UPDATE");
+        };
+        assert_eq!(update.state, RefundState::Processing);
     }
 }

@@ -121,6 +121,15 @@ fn default_state_text(state: RefundState) -> (&'static [&'static str], Tone) {
             &["Refund in progress", "{amount}", "Please wait"],
             Tone::Info,
         ),
+        RefundState::ProviderPending => (
+            &[
+                "Refund submitted",
+                "{amount}",
+                "Provider completes",
+                "it later",
+            ],
+            Tone::Ok,
+        ),
         RefundState::Succeeded => (&["Refund approved", "{amount}"], Tone::Ok),
         RefundState::Failed => (&["Refund declined", "{reason}"], Tone::Error),
         RefundState::NeedsAttention => (
@@ -300,7 +309,7 @@ mod tests {
             terminal_id: "T1".into(),
             original_merchant_refund_id: "REF-7".into(),
             payment_id: "P".into(),
-            amount: Some(Amount::new(1250, Currency::parse("USD").unwrap())),
+            amount: Some(Amount::new(1250, Currency::parse("USD").unwrap()).unwrap()),
             memo: None,
             provider: "antom".into(),
             state,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rand::RngExt;
 use tokio::sync::mpsc;
 
-use super::policy::{self, Context};
+use super::policy::{self, Context, NotificationEffect};
 use super::{Bridge, now_ms};
 use crate::ledger::{AttemptStatus, Change, LedgerError, RefundRecord};
 use crate::message::RefundState;
@@ -291,13 +291,7 @@ async fn submit(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerErro
         .ledger
         .call(move |l| l.begin_send(id, attempt, seen, now))
         .await?;
-    let request = RefundRequest {
-        refund_request_id: refund.refund_request_id.clone(),
-        original_merchant_refund_id: Some(refund.original_merchant_refund_id.clone()),
-        payment_id: refund.payment_id.clone(),
-        amount: refund.amount,
-        memo: refund.memo.clone(),
-    };
+    let request = refund_request(refund);
     if let Some(arrived) = bridge
         .inner
         .arrivals
@@ -317,10 +311,26 @@ async fn submit(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerErro
     Ok(())
 }
 
+/// The request for a refund's current attempt: the same on every send.
+fn refund_request(refund: &RefundRecord) -> RefundRequest {
+    RefundRequest {
+        refund_request_id: refund.refund_request_id.clone(),
+        original_merchant_refund_id: Some(refund.original_merchant_refund_id.clone()),
+        payment_id: refund.payment_id.clone(),
+        amount: refund.amount,
+        memo: refund.memo.clone(),
+    }
+}
+
 async fn poll(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerError> {
     let request = InquiryRequest {
         refund_request_id: refund.refund_request_id.clone(),
         refund_id: refund.provider_refund_id.clone(),
+        resend: bridge
+            .inner
+            .traits
+            .idempotent
+            .then(|| refund_request(refund)),
     };
     let started = Instant::now();
     let outcome = bridge.inner.provider.inquire(&request).await;
@@ -363,15 +373,43 @@ pub(super) async fn notification(bridge: &Bridge, delivery: NotifyDelivery) {
         delivery.accept();
         return;
     }
-    let Some(mut change) = policy::after_notification(&note.outcome, refund.state) else {
-        delivery.accept();
-        return;
+    let recorded = match policy::after_notification(&note, &refund) {
+        NotificationEffect::Settle(change) => record(bridge, &refund, change).await.map(drop),
+        NotificationEffect::Conflict(change) => {
+            tracing::warn!(
+                ledger = refund.id,
+                refund = %refund.original_merchant_refund_id,
+                cause = %change.cause,
+                "a signed notifyRefund contradicts the ledger; the refund needs a person"
+            );
+            record(bridge, &refund, change).await.map(drop)
+        }
+        NotificationEffect::Disagrees(cause) => {
+            tracing::warn!(ledger = refund.id, %cause, "notifyRefund disagrees with a settled refund");
+            let id = refund.id;
+            bridge
+                .inner
+                .ledger
+                .call(move |l| l.note(id, &cause, Some(policy::NOTIFY_CONFLICT), now_ms()))
+                .await
+                .map(drop)
+        }
+        NotificationEffect::Learn(amount, cause) => {
+            let (id, refund_id) = (refund.id, note.refund_id.clone());
+            bridge
+                .inner
+                .ledger
+                .call(move |l| {
+                    let refund_id = Some(refund_id.as_str()).filter(|r| !r.is_empty());
+                    l.learn_amount(id, amount, refund_id, &cause, now_ms())
+                })
+                .await
+                .map(drop)
+        }
+        NotificationEffect::Nothing => Ok(()),
     };
-    if change.provider_refund_id.is_none() && !note.refund_id.is_empty() {
-        change.provider_refund_id = Some(note.refund_id.clone());
-    }
-    match record(bridge, &refund, change).await {
-        Ok(_) | Err(LedgerError::NotAllowed { .. }) => delivery.accept(),
+    match recorded {
+        Ok(()) | Err(LedgerError::NotAllowed { .. }) => delivery.accept(),
         Err(e) => tracing::error!(ledger = refund.id, "notifyRefund not recorded: {e}"),
     }
 }

@@ -15,6 +15,7 @@
 //! | 4 | RETRY_SAME_REQUEST |
 //! | 5 | OUTCOME_UNKNOWN |
 //! | 6 | NEEDS_NEW_REQUEST_ID |
+//! | 7 | ACCEPTED_LATER |
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -202,10 +203,10 @@ pub async fn refund(args: RefundArgs) -> ExitCode {
                 Ok(c) => c,
                 Err(e) => return usage(e.to_string()),
             };
-            if !(1..=MAX_AMOUNT).contains(&value) {
-                return usage(format!("--amount must be 1..={MAX_AMOUNT} minor units"));
+            match Amount::new(value, currency) {
+                Ok(amount) if amount.value > 0 => Some(amount),
+                _ => return usage(format!("--amount must be 1..={MAX_AMOUNT} minor units")),
             }
-            Some(Amount::new(value, currency))
         }
         _ => None,
     };
@@ -254,6 +255,7 @@ pub async fn inquire(args: InquireArgs) -> ExitCode {
     let request = InquiryRequest {
         refund_request_id: args.refund_request_id.clone().unwrap_or_default(),
         refund_id: args.refund_id.clone(),
+        resend: None,
     };
     let outcome = provider.inquire(&request).await;
     report(&outcome, args.json)
@@ -291,5 +293,6 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
         Outcome::RetrySameRequest { .. } => 4,
         Outcome::OutcomeUnknown { .. } => 5,
         Outcome::NeedsNewRequestId { .. } => 6,
+        Outcome::AcceptedLater { .. } => 7,
     }
 }

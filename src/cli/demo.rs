@@ -72,7 +72,9 @@ impl Demo {
         let refund = Message::Refund(Refund {
             original_merchant_refund_id: id.into(),
             payment_id: payment.into(),
-            refund_amount: Currency::parse("USD").ok().map(|c| Amount::new(amount, c)),
+            refund_amount: Currency::parse("USD")
+                .ok()
+                .and_then(|c| Amount::new(amount, c).ok()),
             memo: None,
         });
         self.out.sent(&refund);

@@ -182,10 +182,13 @@ pub async fn run(args: TermArgs) -> ExitCode {
 fn one_shot_request(args: &TermArgs) -> Result<Option<Request>, String> {
     if let Some(payment_id) = &args.refund {
         let amount = match (args.amount, &args.currency) {
-            (Some(value), Some(code)) => Some(Amount::new(
-                value,
-                Currency::parse(code).map_err(|e| format!("--currency: {e}"))?,
-            )),
+            (Some(value), Some(code)) => Some(
+                Amount::new(
+                    value,
+                    Currency::parse(code).map_err(|e| format!("--currency: {e}"))?,
+                )
+                .map_err(|e| format!("--amount: {e}"))?,
+            ),
             _ => None,
         };
         let refund = Refund {
@@ -237,7 +240,8 @@ fn parse_line(line: &str) -> Result<Option<Request>, String> {
                 [value, code, rest @ ..] if value.parse::<i64>().is_ok() => {
                     let value = value.parse::<i64>().map_err(|e| e.to_string())?;
                     let currency = Currency::parse(code).map_err(|e| e.to_string())?;
-                    (Some(Amount::new(value, currency)), rest)
+                    let amount = Amount::new(value, currency).map_err(|e| e.to_string())?;
+                    (Some(amount), rest)
                 }
                 [value] if value.parse::<i64>().is_ok() => {
                     return Err(

@@ -423,6 +423,7 @@ async fn cloud(config: &Config) -> (Vec<Check>, Option<jiff::Timestamp>) {
                 jiff::Timestamp::now().as_millisecond()
             ),
             refund_id: Some("posbridge-doctor-check".into()),
+            resend: None,
         };
         let outcome = provider.inquire(&inquiry).await;
         let text = outcome.to_string();

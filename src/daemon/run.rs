@@ -106,7 +106,7 @@ pub async fn run(path: &Path) -> Result<(), StartError> {
         tracing::warn!("{warning}");
     }
     let base_url = config.provider.base_url();
-    if crate::provider::config::is_plain_http_loopback(base_url) {
+    if crate::provider::settings::is_plain_http_loopback(base_url) {
         tracing::warn!(
             provider = config.provider.name(),
             base_url,

@@ -77,6 +77,50 @@ const MIGRATIONS: &[&str] = &[
         WHERE state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')
           AND (delivered_state IS NULL OR delivered_state != state);
     "#,
+    // Version 3: the state PROVIDER_PENDING (accepted by a provider that finishes it
+    // later and cannot be asked). SQLite cannot change a CHECK constraint in place, so
+    // the table is rebuilt as its documentation describes (foreign keys are off while
+    // migrations run, and checked before the commit).
+    r#"
+    CREATE TABLE refunds_v3 (
+        id                          INTEGER PRIMARY KEY,
+        terminal_id                 TEXT    NOT NULL,
+        original_merchant_refund_id TEXT    NOT NULL,
+        payment_id                  TEXT    NOT NULL,
+        amount_value                INTEGER,
+        amount_currency             TEXT,
+        memo                        TEXT,
+        provider                    TEXT    NOT NULL,
+        state                       TEXT    NOT NULL CHECK (state IN
+            ('ACCEPTED', 'QUEUED', 'PROCESSING', 'PROVIDER_PENDING', 'SUCCEEDED', 'FAILED',
+             'NEEDS_ATTENTION')),
+        attempt_id                  INTEGER NOT NULL,
+        provider_refund_id          TEXT,
+        refund_time                 TEXT,
+        refunded_value              INTEGER,
+        refunded_currency           TEXT,
+        result_code                 TEXT,
+        result_message              TEXT,
+        created_ms                  INTEGER NOT NULL,
+        updated_ms                  INTEGER NOT NULL,
+        next_action_ms              INTEGER,
+        tries                       INTEGER NOT NULL DEFAULT 0,
+        delivered_state             TEXT,
+        delivered_ms                INTEGER,
+        UNIQUE (terminal_id, original_merchant_refund_id),
+        CHECK ((amount_value IS NULL) = (amount_currency IS NULL))
+    );
+    INSERT INTO refunds_v3 SELECT * FROM refunds;
+    DROP TABLE refunds;
+    ALTER TABLE refunds_v3 RENAME TO refunds;
+    CREATE INDEX refunds_due ON refunds (next_action_ms) WHERE next_action_ms IS NOT NULL;
+    CREATE INDEX refunds_payment ON refunds (payment_id, id);
+    CREATE INDEX refunds_terminal_day ON refunds (terminal_id, created_ms);
+    CREATE INDEX refunds_state ON refunds (state);
+    CREATE INDEX refunds_undelivered ON refunds (terminal_id, id)
+        WHERE state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')
+          AND (delivered_state IS NULL OR delivered_state != state);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -91,9 +135,35 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
             known: VERSION,
         });
     }
+    if found == VERSION {
+        return Ok(());
+    }
+    // A table rebuild drops the table its rows' references point at; foreign keys
+    // cannot be switched off inside a transaction, so they are off around it.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let migrated = run_migrations(conn, found);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrated
+}
+
+fn run_migrations(conn: &mut Connection, found: i64) -> Result<(), LedgerError> {
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let broken: i64 =
+            tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |row| {
+                row.get(0)
+            })?;
+        if broken > 0 {
+            return Err(LedgerError::Corrupt {
+                id: 0,
+                what: format!(
+                    "migrating to schema version {} would leave {broken} rows pointing at \
+                     nothing; nothing was changed",
+                    from + 1
+                ),
+            });
+        }
         tx.pragma_update(None, "user_version", from as i64 + 1)?;
         tx.commit()?;
         tracing::info!(version = from + 1, "ledger schema migrated");

@@ -22,12 +22,13 @@ use crate::money::{Amount, Currency};
 /// same payment waits for it.
 const ACTIVE_STATES: &str = "('ACCEPTED', 'QUEUED', 'PROCESSING')";
 
-/// States in which a refund is not settled: the active ones and those waiting for a
-/// person. A NEEDS_ATTENTION refund does not hold later refunds of its payment back:
-/// nothing more will be sent for it, the provider still guards the refundable amount,
-/// and otherwise the later ones would wait, and the cashier be told they wait for the
-/// network, until someone settles it.
-const UNSETTLED_STATES: &str = "('ACCEPTED', 'QUEUED', 'PROCESSING', 'NEEDS_ATTENTION')";
+/// States in which a refund is not settled: the active ones, those the provider
+/// finishes later, and those waiting for a person. Neither of the last two holds later
+/// refunds of its payment back: nothing more will be sent for them, the provider still
+/// guards the refundable amount, and otherwise the later ones would wait, and the
+/// cashier be told they wait for the network, until a report or a person settles them.
+const UNSETTLED_STATES: &str =
+    "('ACCEPTED', 'QUEUED', 'PROCESSING', 'PROVIDER_PENDING', 'NEEDS_ATTENTION')";
 
 const SELECT_REFUND: &str = "SELECT r.id, r.terminal_id, r.original_merchant_refund_id, \
     r.payment_id, r.amount_value, r.amount_currency, r.memo, r.provider, r.state, \
@@ -485,6 +486,82 @@ impl Ledger {
         Ok(refund)
     }
 
+    /// Records something learned about a refund without changing its state (a
+    /// notification that disagrees with a settled refund, a report's finding): a
+    /// transition from its state to the same state, with `cause` and `result_code`.
+    pub fn note(
+        &mut self,
+        refund_id: i64,
+        cause: &str,
+        result_code: Option<&str>,
+        now_ms: i64,
+    ) -> Result<RefundRecord, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let current = get(&sp, refund_id)?;
+        sp.prepare_cached("UPDATE refunds SET updated_ms = ?1 WHERE id = ?2")?
+            .execute(params![now_ms, refund_id])?;
+        insert_transition(
+            &sp,
+            refund_id,
+            now_ms,
+            Some(current.state),
+            current.state,
+            cause,
+            result_code,
+            Some(current.attempt_id),
+        )?;
+        let refund = get(&sp, refund_id)?;
+        sp.commit()?;
+        Ok(refund)
+    }
+
+    /// Records the amount a SUCCEEDED refund's provider says it refunded, where the
+    /// ledger did not know it (a whole-payment refund answered without its amount), and
+    /// the provider's refund id if it was not known either. A refund whose amount is
+    /// known already, or that is not SUCCEEDED, is not changed.
+    pub fn learn_amount(
+        &mut self,
+        refund_id: i64,
+        amount: Amount,
+        provider_refund_id: Option<&str>,
+        cause: &str,
+        now_ms: i64,
+    ) -> Result<RefundRecord, LedgerError> {
+        let sp = self.conn.savepoint()?;
+        let current = get(&sp, refund_id)?;
+        if current.state != RefundState::Succeeded || current.refunded.is_some() {
+            return Err(LedgerError::NotAllowed {
+                id: refund_id,
+                state: current.state.to_string(),
+                what: "only a SUCCEEDED refund whose amount is unknown can learn it".into(),
+            });
+        }
+        sp.prepare_cached(
+            "UPDATE refunds SET refunded_value = ?1, refunded_currency = ?2, \
+             provider_refund_id = COALESCE(provider_refund_id, ?3), updated_ms = ?4 WHERE id = ?5",
+        )?
+        .execute(params![
+            amount.value,
+            amount.currency.as_str(),
+            provider_refund_id,
+            now_ms,
+            refund_id
+        ])?;
+        insert_transition(
+            &sp,
+            refund_id,
+            now_ms,
+            Some(current.state),
+            current.state,
+            cause,
+            None,
+            Some(current.attempt_id),
+        )?;
+        let refund = get(&sp, refund_id)?;
+        sp.commit()?;
+        Ok(refund)
+    }
+
     /// Records that the terminal acknowledged the refund in `state`; ignored if the
     /// refund has moved on meanwhile.
     pub fn mark_delivered(
@@ -892,8 +969,9 @@ fn amount(
 ) -> Result<Option<Amount>, LedgerError> {
     match (value, currency) {
         (Some(value), Some(code)) => Currency::parse(&code)
-            .map(|c| Some(Amount::new(value, c)))
-            .map_err(|e| corrupt(id, e.to_string())),
+            .map_err(|e| corrupt(id, e.to_string()))
+            .and_then(|c| Amount::new(value, c).map_err(|e| corrupt(id, e.to_string())))
+            .map(Some),
         (None, None) => Ok(None),
         _ => Err(corrupt(id, "amount without currency".into())),
     }

@@ -7,7 +7,7 @@ use crate::message::RefundState;
 use crate::money::{Amount, Currency};
 
 fn usd(value: i64) -> Amount {
-    Amount::new(value, Currency::parse("USD").unwrap())
+    Amount::new(value, Currency::parse("USD").unwrap()).unwrap()
 }
 
 fn new_refund(id: &str, payment: &str, value: i64) -> NewRefund {

@@ -27,7 +27,7 @@ fn valid_refund_with_amount() {
         Message::Refund(Refund {
             original_merchant_refund_id: "REF-1".into(),
             payment_id: "PAY-1".into(),
-            refund_amount: Some(Amount::new(1250, Currency::parse("USD").unwrap())),
+            refund_amount: Some(Amount::new(1250, Currency::parse("USD").unwrap()).unwrap()),
             memo: Some("box damaged".into()),
         })
     );
@@ -278,7 +278,7 @@ fn every_message_round_trips() {
             refund_request_id: "Q".into(),
             refund_id: Some("X".into()),
             refund_time: Some("2026-11-24T18:00:01Z".into()),
-            refund_amount: Some(Amount::new(5, usd)),
+            refund_amount: Some(Amount::new(5, usd).unwrap()),
             result_code: Some("SUCCESS".into()),
             result_message: Some("Success.".into()),
         }),

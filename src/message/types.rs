@@ -160,6 +160,10 @@ pub enum RefundState {
     Queued,
     /// The cloud accepted it; the final result is pending.
     Processing,
+    /// The provider accepted it and finishes it later, and cannot be asked about it:
+    /// reconciliation against the provider's report settles it. The terminal hears
+    /// `PROCESSING` (see [`RefundState::on_the_wire`]).
+    ProviderPending,
     /// Refunded.
     Succeeded,
     /// Refused by the provider; `resultCode` says why.
@@ -170,24 +174,36 @@ pub enum RefundState {
 
 impl RefundState {
     /// Every state, in life-cycle order.
-    pub const ALL: [RefundState; 6] = [
+    pub const ALL: [RefundState; 7] = [
         RefundState::Accepted,
         RefundState::Queued,
         RefundState::Processing,
+        RefundState::ProviderPending,
         RefundState::Succeeded,
         RefundState::Failed,
         RefundState::NeedsAttention,
     ];
 
-    /// The state as the wire spells it.
+    /// The state's name, as the ledger and the wire spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             RefundState::Accepted => "ACCEPTED",
             RefundState::Queued => "QUEUED",
             RefundState::Processing => "PROCESSING",
+            RefundState::ProviderPending => "PROVIDER_PENDING",
             RefundState::Succeeded => "SUCCEEDED",
             RefundState::Failed => "FAILED",
             RefundState::NeedsAttention => "NEEDS_ATTENTION",
+        }
+    }
+
+    /// The state a terminal is told: link protocol v1 knows six states, and a refund
+    /// the provider finishes later is, for the terminal, `PROCESSING` ("the provider
+    /// accepted it; the result is pending").
+    pub fn on_the_wire(self) -> RefundState {
+        match self {
+            RefundState::ProviderPending => RefundState::Processing,
+            other => other,
         }
     }
 

@@ -298,7 +298,9 @@ impl<'a> Fields<'a> {
                 "must be three upper-case letters (ISO 4217)",
             )
         })?;
-        Ok(Some(Amount::new(value, currency)))
+        Amount::new(value, currency)
+            .map(Some)
+            .map_err(|e| Invalid::field(ErrorCode::AmountOutOfRange, &value_path, e.to_string()))
     }
 
     /// An optional array of text lines.

@@ -1,15 +1,19 @@
-//! Classification tables: provider result codes and HTTP statuses to outcome classes.
+//! Classification tables: provider result codes and statuses to outcome classes.
 //!
-//! The tables are data so they can be read, reviewed against the providers' documents
-//! and tested row by row. The providers' modules look codes up here and only add the
-//! details (refund id, message) that turn a [`CodeClass`] into an
-//! [`Outcome`](super::Outcome).
+//! The tables are data so they can be read and reviewed against the providers'
+//! documents; `tests/provider_conformance.rs` runs the documents' own answers
+//! (`tests/fixtures/providers/`) through the readers that use them. The providers'
+//! modules look codes up here and only add the details (refund id, message) that turn a
+//! [`CodeClass`] into an [`Outcome`](super::Outcome); what an HTTP status allows is
+//! decided in [`super::answer`].
 //!
 //! Antom result codes come with a prefix in v2 (`DPOS_PAYMENT_`, `DPOS_REFUND_`,
 //! `DPOS_`) and without one in v1; the table holds the bare codes and a lookup tries
 //! the code as given, then with each prefix removed. Where Antom's code is not in the
-//! table, the status letter decides: `S` succeeded, `F` final, `U` retry with the same
-//! refundRequestId.
+//! table, the status letter decides: `S` succeeded, `F` refused, `U` send the same
+//! refundRequestId again.
+
+use super::antom::wire::ResultStatus;
 
 /// The class of an outcome, without its details.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +22,8 @@ pub enum CodeClass {
     Success,
     /// Accepted, not final yet: poll, do not resubmit.
     InProgress,
+    /// Accepted by a provider that finishes it later and cannot be asked about it.
+    AcceptedLater,
     /// Send the same request again later.
     RetrySameRequest,
     /// No trustworthy statement about what happened.
@@ -49,14 +55,15 @@ pub static ANTOM_CODES: &[(&str, CodeClass)] = &[
     ("MERCHANT_BALANCE_NOT_ENOUGH", NeedsNewRequestId),
     // "Use a new ... RequestId to initiate the refund again."
     ("ORDER_IS_CLOSED", NeedsNewRequestId),
+    // F for this request, but an earlier request under the same refundRequestId exists
+    // with other fields, and it may have refunded: nothing proves no money moved.
+    ("REPEAT_REQ_INCONSISTENT", OutcomeUnknown),
     // F: final. Listed so a wrong status letter on them cannot make them retried.
     ("ACCESS_DENIED", FailedFinal),
     ("CURRENCY_NOT_SUPPORT", FailedFinal),
     ("INVALID_MERCHANT_STATUS", FailedFinal),
     ("ORDER_NOT_EXIST", FailedFinal),
     ("ORDER_STATUS_INVALID", FailedFinal),
-    // Same id, different fields: a second request must not reuse or replace the first.
-    ("REPEAT_REQ_INCONSISTENT", FailedFinal),
     ("RISK_REJECT", FailedFinal),
     ("ORDER_IS_CANCELED", FailedFinal),
     ("SYSTEM_ERROR", FailedFinal),
@@ -68,9 +75,14 @@ pub static ANTOM_CODES: &[(&str, CodeClass)] = &[
     ("REFUND_NOT_SUPPORTED", FailedFinal),
     ("PARTIAL_REFUND_NOT_SUPPORTED", FailedFinal),
     ("PAYMENT_METHOD_NOT_SUPPORTED", FailedFinal),
+    ("NO_INTERFACE_DEF", FailedFinal),
+    ("INVALID_API", FailedFinal),
 ];
 
-/// Antom `refundStatus` values of inquiryRefund (v2 and v1) and notifyRefund.
+/// Antom `refundStatus` values of inquiryRefund and notifyRefund. v2 documents
+/// `SUCCESS`, `FAILED` and `PENDING`; v1 `SUCCESS`, `PROCESSING` and `FAIL`;
+/// notifyRefund `SUCCESS` and `FAIL`. Each spelling means the same in every family, so
+/// one table serves all three; anything else is unknown.
 pub static ANTOM_REFUND_STATUSES: &[(&str, CodeClass)] = &[
     ("SUCCESS", Success),
     ("FAILED", FailedFinal),
@@ -95,19 +107,25 @@ pub fn antom_code(code: &str) -> Option<CodeClass> {
     None
 }
 
-/// Classifies an Antom `result`: the status letter is authoritative for `S`; for `F`
-/// and `U` a known code decides, else the letter. `None` for an unknown letter.
-pub fn antom_result(status: &str, code: &str) -> Option<CodeClass> {
-    let by_letter = match status {
-        "S" => return Some(Success),
-        "F" => FailedFinal,
-        "U" => RetrySameRequest,
-        _ => return None,
-    };
-    match antom_code(code) {
-        // A success code under F or U is contradictory: trust the letter.
-        Some(Success) | None => Some(by_letter),
-        Some(class) => Some(class),
+/// Classifies an Antom `result`. `S` is a success whatever the code. `F` is a refusal,
+/// which a known code may make "needs a new refundRequestId" or "proves nothing"
+/// (`REPEAT_REQ_INCONSISTENT`); a success, in-progress or call-again code under `F`
+/// contradicts the letter and proves nothing. `U` is in progress for
+/// `REFUND_IN_PROCESS` and "call again" otherwise. Any other letter proves nothing.
+pub fn antom_result(status: &ResultStatus, code: &str) -> CodeClass {
+    let known = antom_code(code);
+    match status {
+        ResultStatus::Success => Success,
+        ResultStatus::Failure => match known {
+            None | Some(FailedFinal) => FailedFinal,
+            Some(NeedsNewRequestId) => NeedsNewRequestId,
+            Some(_) => OutcomeUnknown,
+        },
+        ResultStatus::Unknown => match known {
+            Some(InProgress) => InProgress,
+            _ => RetrySameRequest,
+        },
+        ResultStatus::Other(_) => OutcomeUnknown,
     }
 }
 
@@ -129,7 +147,7 @@ pub static OTTPAY_CODES: &[(i64, CodeClass)] = &[
     (20014, FailedFinal),       // refund greater than the amount paid
     (20019, FailedFinal),       // original payment does not exist
     (20021, FailedFinal),       // original payment does not support revocation
-    (20034, FailedFinal),       // other case
+    (20034, OutcomeUnknown),    // other case: "any other errors", no word on the money
     (20041, FailedFinal),       // already fully refunded
     (50001, FailedFinal),       // failure
     (50002, FailedFinal),       // timeout: declined and reversed
@@ -141,11 +159,14 @@ pub static OTTPAY_CODES: &[(i64, CodeClass)] = &[
 /// OTT Pay codes that mean the token is no good: fetch a new one and retry once.
 pub const OTTPAY_AUTH_CODES: &[i64] = &[10003, 90000];
 
-/// OTT Pay `refundStatus` values.
+/// OTT Pay `refundStatus` values. `init` ("refund initiated") and `processing` (the
+/// documented sample's value) are accepted refunds OTT Pay finishes later; it documents
+/// no way to ask about a local-card refund, so reconciliation against its report
+/// closes them.
 pub static OTTPAY_REFUND_STATUSES: &[(&str, CodeClass)] = &[
     ("success", Success),
-    ("init", InProgress),
-    ("processing", InProgress),
+    ("init", AcceptedLater),
+    ("processing", AcceptedLater),
     ("failure", FailedFinal),
 ];
 
@@ -164,171 +185,6 @@ pub fn ottpay_refund_status(status: &str) -> Option<CodeClass> {
     lookup(OTTPAY_REFUND_STATUSES, &status)
 }
 
-/// PaymentOptions `gateway_response.code` values that mean the refund succeeded (with
-/// HTTP 201 and `success: true`); anything else is a failure carrying its message.
-pub const PAYMENTOPTIONS_SUCCESS_CODES: &[&str] = &["INFO0002"];
-
-/// HTTP statuses (inclusive ranges, first match wins) of a provider that refunds at
-/// most once per request id: anything transient may be resent.
-pub static HTTP_STATUS_IDEMPOTENT: &[(u16, u16, CodeClass)] = &[
-    (408, 408, RetrySameRequest),
-    (429, 429, RetrySameRequest),
-    (400, 499, FailedFinal),
-    (500, 599, RetrySameRequest),
-];
-
-/// HTTP statuses of a provider without idempotency. Only statuses that say the request
-/// was not processed (timeout waiting for it, rate limit, service unavailable) may be
-/// resent; other 5xx may come from a gateway after the work was done.
-pub static HTTP_STATUS_NOT_IDEMPOTENT: &[(u16, u16, CodeClass)] = &[
-    (408, 408, RetrySameRequest),
-    (429, 429, RetrySameRequest),
-    (503, 503, RetrySameRequest),
-    (400, 499, FailedFinal),
-    (500, 599, OutcomeUnknown),
-];
-
-/// Classifies a non-success HTTP status; statuses in no row (1xx, 3xx) are unknown.
-pub fn http_status(status: u16, idempotent: bool) -> CodeClass {
-    let table = if idempotent {
-        HTTP_STATUS_IDEMPOTENT
-    } else {
-        HTTP_STATUS_NOT_IDEMPOTENT
-    };
-    table
-        .iter()
-        .find(|(lo, hi, _)| (*lo..=*hi).contains(&status))
-        .map(|(_, _, class)| *class)
-        .unwrap_or(OutcomeUnknown)
-}
-
 fn lookup(table: &[(&str, CodeClass)], key: &str) -> Option<CodeClass> {
     table.iter().find(|(k, _)| *k == key).map(|(_, c)| *c)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every row of the Antom table, bare and with each v2 prefix.
-    #[test]
-    fn antom_codes_row_by_row_with_and_without_prefixes() {
-        for (code, class) in ANTOM_CODES {
-            assert_eq!(antom_code(code), Some(*class), "{code}");
-            for prefix in ANTOM_CODE_PREFIXES {
-                let prefixed = format!("{prefix}{code}");
-                assert_eq!(antom_code(&prefixed), Some(*class), "{prefixed}");
-            }
-        }
-    }
-
-    #[test]
-    fn antom_v2_names_from_the_seed() {
-        let rows = [
-            ("DPOS_PAYMENT_ACCESS_DENIED", FailedFinal),
-            ("DPOS_PAYMENT_CURRENCY_NOT_SUPPORT", FailedFinal),
-            ("DPOS_PAYMENT_INVALID_MERCHANT_STATUS", FailedFinal),
-            ("DPOS_PAYMENT_ORDER_IS_CLOSED", NeedsNewRequestId),
-            ("DPOS_PAYMENT_ORDER_NOT_EXIST", FailedFinal),
-            ("DPOS_PAYMENT_ORDER_STATUS_INVALID", FailedFinal),
-            ("DPOS_PAYMENT_REPEAT_REQ_INCONSISTENT", FailedFinal),
-            ("DPOS_PAYMENT_RISK_REJECT", FailedFinal),
-            ("DPOS_PAYMENT_ORDER_IS_CANCELED", FailedFinal),
-            ("DPOS_SYSTEM_ERROR", FailedFinal),
-            ("DPOS_REFUND_KEY_NOT_FOUND", FailedFinal),
-            ("DPOS_REFUND_IN_PROCESS", InProgress),
-            ("DPOS_MERCHANT_BALANCE_NOT_ENOUGH", NeedsNewRequestId),
-            ("DPOS_REQUEST_TRAFFIC_EXCEED_LIMIT", RetrySameRequest),
-            ("DPOS_UNKNOWN_EXCEPTION", RetrySameRequest),
-            ("DPOS_REFUND_AMOUNT_EXCEED", FailedFinal),
-        ];
-        for (code, class) in rows {
-            assert_eq!(antom_code(code), Some(class), "{code}");
-        }
-        assert_eq!(antom_code("SOMETHING_NEW"), None);
-        assert_eq!(antom_code("DPOS_"), None);
-        assert_eq!(antom_code(""), None);
-    }
-
-    #[test]
-    fn antom_status_letter_decides_for_unknown_codes() {
-        assert_eq!(antom_result("S", "ANYTHING"), Some(Success));
-        assert_eq!(antom_result("S", "SUCCESS"), Some(Success));
-        assert_eq!(antom_result("F", "SOMETHING_NEW"), Some(FailedFinal));
-        assert_eq!(antom_result("U", "SOMETHING_NEW"), Some(RetrySameRequest));
-        assert_eq!(antom_result("U", "REFUND_IN_PROCESS"), Some(InProgress));
-        assert_eq!(
-            antom_result("F", "MERCHANT_BALANCE_NOT_ENOUGH"),
-            Some(NeedsNewRequestId)
-        );
-        assert_eq!(antom_result("F", "SUCCESS"), Some(FailedFinal));
-        assert_eq!(antom_result("U", "SUCCESS"), Some(RetrySameRequest));
-        assert_eq!(antom_result("X", "SUCCESS"), None);
-        assert_eq!(antom_result("", ""), None);
-    }
-
-    #[test]
-    fn antom_refund_statuses_row_by_row() {
-        for (status, class) in ANTOM_REFUND_STATUSES {
-            assert_eq!(antom_refund_status(status), Some(*class), "{status}");
-        }
-        assert_eq!(
-            antom_refund_status("success"),
-            None,
-            "Antom's statuses are upper-case"
-        );
-    }
-
-    #[test]
-    fn ottpay_codes_row_by_row() {
-        for (code, class) in OTTPAY_CODES {
-            assert_eq!(ottpay_code(*code), *class, "{code}");
-        }
-        assert_eq!(ottpay_code(12345), OutcomeUnknown);
-        for code in OTTPAY_AUTH_CODES {
-            assert_eq!(ottpay_code(*code), RetrySameRequest);
-        }
-    }
-
-    #[test]
-    fn ottpay_statuses_row_by_row() {
-        for (status, class) in OTTPAY_REFUND_STATUSES {
-            assert_eq!(ottpay_refund_status(status), Some(*class), "{status}");
-            let upper = status.to_ascii_uppercase();
-            assert_eq!(ottpay_refund_status(&upper), Some(*class), "{upper}");
-        }
-        assert_eq!(ottpay_refund_status("weird"), None);
-    }
-
-    #[test]
-    fn http_status_rows() {
-        let rows = [
-            (408, true, RetrySameRequest),
-            (429, true, RetrySameRequest),
-            (400, true, FailedFinal),
-            (404, true, FailedFinal),
-            (500, true, RetrySameRequest),
-            (502, true, RetrySameRequest),
-            (503, true, RetrySameRequest),
-            (504, true, RetrySameRequest),
-            (302, true, OutcomeUnknown),
-            (408, false, RetrySameRequest),
-            (429, false, RetrySameRequest),
-            (503, false, RetrySameRequest),
-            (400, false, FailedFinal),
-            (401, false, FailedFinal),
-            (500, false, OutcomeUnknown),
-            (502, false, OutcomeUnknown),
-            (504, false, OutcomeUnknown),
-            (301, false, OutcomeUnknown),
-            (100, false, OutcomeUnknown),
-        ];
-        for (status, idempotent, class) in rows {
-            assert_eq!(
-                http_status(status, idempotent),
-                class,
-                "{status} {idempotent}"
-            );
-        }
-    }
 }

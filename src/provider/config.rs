@@ -24,11 +24,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::Provider;
-use super::Secret;
-use super::antom::keys::KeyError;
 use super::antom::{AntomConfig, AntomProvider};
 use super::ottpay::{OttPayConfig, OttPayProvider};
 use super::paymentoptions::{PaymentOptionsConfig, PaymentOptionsProvider};
+use super::settings::ConfigError;
 
 /// Which provider, and its settings.
 #[derive(Clone, Debug, Deserialize)]
@@ -47,48 +46,6 @@ pub enum ProviderConfig {
 #[derive(Debug, Deserialize)]
 struct ProviderFile {
     provider: ProviderConfig,
-}
-
-/// Why a configuration cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {reason}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The OS error.
-        reason: String,
-    },
-    /// The TOML is malformed or has wrong fields.
-    #[error("{path}: {reason}")]
-    Parse {
-        /// The file (or `<string>`).
-        path: String,
-        /// What is wrong and on which line.
-        reason: String,
-    },
-    /// A value is unusable.
-    #[error("provider setting `{field}`: {reason}")]
-    Invalid {
-        /// The setting.
-        field: String,
-        /// Why.
-        reason: String,
-    },
-    /// A key could not be loaded.
-    #[error("{0}")]
-    Key(#[from] KeyError),
-}
-
-impl ConfigError {
-    /// An `Invalid` error.
-    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
 }
 
 impl ProviderConfig {
@@ -198,97 +155,6 @@ pub fn build_provider(config: &ProviderConfig) -> Result<Arc<dyn Provider>, Conf
     })
 }
 
-/// A secret given inline or as a file; exactly one of the two.
-pub fn resolve_secret(
-    field: &str,
-    inline: Option<&Secret>,
-    file: Option<&PathBuf>,
-) -> Result<Secret, ConfigError> {
-    let secret = match (inline, file) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::invalid(
-                field,
-                format!("give either `{field}` or `{field}_file`, not both"),
-            ));
-        }
-        (Some(secret), None) => secret.clone(),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            Secret::new(text.trim().to_string())
-        }
-        (None, None) => {
-            return Err(ConfigError::invalid(
-                field,
-                format!("missing: give `{field}_file` (preferred) or `{field}`"),
-            ));
-        }
-    };
-    if secret.is_empty() {
-        return Err(ConfigError::invalid(field, "is empty"));
-    }
-    Ok(secret)
-}
-
-/// Checks and parses a base URL: https with a host, no query or fragment. Plain
-/// `http://` is accepted only for a loopback host (`127.0.0.0/8`, `::1`,
-/// `localhost`): the cloud simulator on this machine. There is no way to send a
-/// refund to a remote host without TLS, nor to turn certificate checks off.
-/// The returned text has no trailing `/`, so API paths can be appended.
-pub fn base_url(field: &str, text: &str) -> Result<String, ConfigError> {
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|e| ConfigError::invalid(field, format!("not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::invalid(
-            field,
-            "must start with https:// (http:// only for a simulator on 127.0.0.1 or localhost)",
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::invalid(field, "has no host"));
-    }
-    if url.scheme() == "http" && !is_loopback(&url) {
-        return Err(ConfigError::invalid(
-            field,
-            "https is required: plain http:// is accepted only for a simulator on this \
-             machine (127.0.0.0/8, ::1 or localhost)",
-        ));
-    }
-    if url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err(ConfigError::invalid(
-            field,
-            "must not carry a query, fragment or credentials",
-        ));
-    }
-    Ok(url.as_str().trim_end_matches('/').to_string())
-}
-
-/// Whether `text` is a plain `http://` URL to a loopback host, which [`base_url`]
-/// accepts: calls to it go without TLS (a local simulator). `false` for anything else,
-/// unparsable text included.
-pub fn is_plain_http_loopback(text: &str) -> bool {
-    reqwest::Url::parse(text.trim()).is_ok_and(|url| url.scheme() == "http" && is_loopback(&url))
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    // The URL parser has already normalised the host: IPv4 in dotted decimal (also
-    // when written as `0x7f.1` or `2130706433`), IPv6 in brackets, names lower case.
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match bare.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host == "localhost",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,62 +173,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("paypal"), "{err}");
-    }
-
-    #[test]
-    fn base_urls() {
-        assert_eq!(
-            base_url("u", "https://h.example/openapi/").unwrap(),
-            "https://h.example/openapi"
-        );
-        assert_eq!(
-            base_url("u", "http://127.0.0.1:9/").unwrap(),
-            "http://127.0.0.1:9"
-        );
-        for bad in [
-            "",
-            "ftp://h",
-            "https://h/?a=1",
-            "https://u:p@h/",
-            "not a url",
-        ] {
-            assert!(base_url("u", bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn plain_http_only_for_loopback() {
-        for local in [
-            "http://127.0.0.1:8480",
-            "http://127.9.8.7/x",
-            "http://[::1]:8480",
-            "http://localhost:8480",
-            "http://LOCALHOST",
-            "http://2130706433/",
-        ] {
-            assert!(base_url("base_url", local).is_ok(), "{local}");
-            assert!(is_plain_http_loopback(local), "{local}");
-        }
-        for remote in [
-            "http://example.com",
-            "http://open-na-global.alipay.com/",
-            "http://localhost.example.com",
-            "http://127.0.0.1.example.com",
-            "http://0.0.0.0:8480",
-            "http://10.0.0.5",
-            "http://[::ffff:7f00:1]",
-            "http://[fe80::1]",
-        ] {
-            let err = base_url("base_url", remote).unwrap_err().to_string();
-            assert!(
-                err.contains("`base_url`") && err.contains("https is required"),
-                "{remote}: {err}"
-            );
-            assert!(!is_plain_http_loopback(remote), "{remote}");
-        }
-        assert!(base_url("base_url", "https://example.com").is_ok());
-        assert!(!is_plain_http_loopback("https://127.0.0.1"));
-        assert!(!is_plain_http_loopback("not a url"));
     }
 
     #[test]
@@ -392,28 +202,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn secrets_inline_or_file_exactly_one() {
-        let s = Secret::new("k");
-        assert_eq!(
-            resolve_secret("app_key", Some(&s), None).unwrap().expose(),
-            "k"
-        );
-        assert!(resolve_secret("app_key", None, None).is_err());
-        let p = PathBuf::from("/x");
-        assert!(resolve_secret("app_key", Some(&s), Some(&p)).is_err());
-        let blank = Secret::new("  ");
-        assert!(resolve_secret("app_key", Some(&blank), None).is_err());
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("key");
-        std::fs::write(&file, "from-file\n").unwrap();
-        assert_eq!(
-            resolve_secret("app_key", None, Some(&file))
-                .unwrap()
-                .expose(),
-            "from-file"
-        );
     }
 }

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 
 use super::Outcome;
-use super::config::ConfigError;
+use super::settings::ConfigError;
 
 /// Timeouts and connection reuse for one provider's client. TOML keys in
 /// milliseconds; every key is optional.
@@ -142,14 +142,10 @@ impl Reply {
     }
 }
 
-/// At most 200 characters of a body, for messages.
+/// At most 200 characters of a body, for messages, with control, bidirectional and
+/// invisible characters taken out (a body is whatever the other end sent).
 pub fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut out: String = text.chars().take(200).collect();
-    if text.chars().nth(200).is_some() {
-        out.push('…');
-    }
-    out
+    crate::text::clean_text(&String::from_utf8_lossy(body), 200)
 }
 
 /// Sends a built request and reads the whole response, folding every transport
@@ -268,8 +264,9 @@ mod tests {
     #[test]
     fn excerpt_is_bounded() {
         let long = "x".repeat(1000);
-        assert_eq!(excerpt(long.as_bytes()).chars().count(), 201);
+        assert_eq!(excerpt(long.as_bytes()).chars().count(), 200);
         assert_eq!(excerpt(b"short"), "short");
         assert_eq!(excerpt(&[0xff, b'a']), "\u{fffd}a");
+        assert_eq!(excerpt(b"<html>\r\n\x1b[2J</html>"), "<html> [2J</html>");
     }
 }

@@ -8,9 +8,12 @@
 //! that is not a provider's answer carries a reason naming the provider, the call and
 //! what happened, and never a secret.
 //!
-//! - [`classify`]: the result-code and HTTP-status tables, as data.
+//! - [`answer`]: the one rule that turns any provider's HTTP answer into an outcome,
+//!   and the cleaning of every string a provider sends.
+//! - [`classify`]: the result-code tables, as data.
 //! - [`http`]: client settings (timeouts, keep-alive) and how transport errors fold
 //!   into outcomes.
+//! - [`settings`]: what every provider's settings share (errors, secrets, base URLs).
 //! - [`config`]: the `[provider]` TOML table and building a provider from it.
 //! - [`antom`]: Antom (signed requests, v2 and v1 paths, notifyRefund receiver).
 //! - [`ottpay`]: OTT Pay local-card refunds with token auth.
@@ -18,6 +21,7 @@
 //! - [`secret`]: the wrapper that keeps secrets out of logs.
 //! - [`serve`]: serving HTTP with bounded header time (notify receiver, simulator).
 
+pub mod answer;
 pub mod antom;
 pub mod classify;
 pub mod config;
@@ -26,6 +30,7 @@ pub mod ottpay;
 pub mod paymentoptions;
 pub mod secret;
 pub mod serve;
+pub mod settings;
 
 use std::fmt;
 
@@ -35,8 +40,9 @@ use serde::Serialize;
 
 use crate::money::Amount;
 
-pub use config::{ConfigError, ProviderConfig, build_provider};
+pub use config::{ProviderConfig, build_provider};
 pub use secret::Secret;
+pub use settings::ConfigError;
 
 /// One refund to submit. The same `refund_request_id` is sent on every retry of one
 /// attempt; idempotent providers use it to avoid refunding twice.
@@ -61,9 +67,13 @@ pub struct InquiryRequest {
     pub refund_request_id: String,
     /// The provider's refund id, when an earlier answer gave one.
     pub refund_id: Option<String>,
+    /// The refund as it was sent, when known: where the provider's look-up needs an id
+    /// no answer has given yet, asking is sending this same request again (only for an
+    /// idempotent provider).
+    pub resend: Option<RefundRequest>,
 }
 
-/// What became of a refund call: exactly one of six classes.
+/// What became of a refund call: exactly one of seven classes.
 ///
 /// For [`Provider::inquire`], `Succeeded`, `FailedFinal` and `InProgress` describe the
 /// refund itself; an inquiry that itself failed is `RetrySameRequest` or
@@ -81,6 +91,10 @@ pub enum Outcome {
         refund_time: Timestamp,
         /// The refunded amount, when the provider states it.
         amount: Option<Amount>,
+        /// The provider's success code (`SUCCESS`, `INFO0002`...), when it gives one.
+        code: Option<String>,
+        /// The provider's message, when it gives one.
+        message: Option<String>,
     },
     /// The provider refused for good; sending again will not help.
     FailedFinal {
@@ -92,6 +106,13 @@ pub enum Outcome {
     /// Accepted and still being processed: poll or wait for a notification, do not
     /// resubmit.
     InProgress {
+        /// The provider's refund id, when given.
+        refund_id: Option<String>,
+    },
+    /// Accepted by a provider that finishes the refund later and offers no way to ask
+    /// about it (OTT Pay's `init`): not a failure, not a person's job; reconciliation
+    /// against the provider's report settles it.
+    AcceptedLater {
         /// The provider's refund id, when given.
         refund_id: Option<String>,
     },
@@ -124,6 +145,7 @@ impl Outcome {
             Outcome::Succeeded { .. } => "SUCCEEDED",
             Outcome::FailedFinal { .. } => "FAILED_FINAL",
             Outcome::InProgress { .. } => "IN_PROGRESS",
+            Outcome::AcceptedLater { .. } => "ACCEPTED_LATER",
             Outcome::RetrySameRequest { .. } => "RETRY_SAME_REQUEST",
             Outcome::OutcomeUnknown { .. } => "OUTCOME_UNKNOWN",
             Outcome::NeedsNewRequestId { .. } => "NEEDS_NEW_REQUEST_ID",
@@ -146,6 +168,8 @@ impl fmt::Display for Outcome {
                 refund_id,
                 refund_time,
                 amount,
+                code,
+                ..
             } => {
                 write!(
                     f,
@@ -153,6 +177,9 @@ impl fmt::Display for Outcome {
                 )?;
                 if let Some(amount) = amount {
                     write!(f, " amount={amount}")?;
+                }
+                if let Some(code) = code {
+                    write!(f, " code={code}")?;
                 }
                 Ok(())
             }
@@ -162,6 +189,10 @@ impl fmt::Display for Outcome {
             Outcome::InProgress { refund_id } => match refund_id {
                 Some(id) => write!(f, "IN_PROGRESS refund_id={id}"),
                 None => write!(f, "IN_PROGRESS"),
+            },
+            Outcome::AcceptedLater { refund_id } => match refund_id {
+                Some(id) => write!(f, "ACCEPTED_LATER refund_id={id}"),
+                None => write!(f, "ACCEPTED_LATER"),
             },
             Outcome::RetrySameRequest { reason } => write!(f, "RETRY_SAME_REQUEST: {reason}"),
             Outcome::OutcomeUnknown { reason } => write!(f, "OUTCOME_UNKNOWN: {reason}"),

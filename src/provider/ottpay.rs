@@ -4,8 +4,11 @@
 //! until shortly before it expires; an answer that says the token is no good (HTTP
 //! 401, codes 10003/90000) fetches a new one and sends the refund once more, which is
 //! safe because such a request was refused before any processing. Amounts go out as a
-//! string of cents. `refundStatus` `init` is in progress. OTT Pay has no idempotency
-//! key and no refund status API: an unknown outcome must be resolved by a person.
+//! string of cents. OTT Pay has no idempotency key: an answer that proves nothing goes
+//! to a person. It documents no way to ask about a local-card refund either, so a
+//! refund it accepted and finishes later (`refundStatus` `init`, or `processing` as in
+//! its sample) is [`Outcome::AcceptedLater`], which reconciliation against OTT Pay's
+//! report settles.
 
 use std::path::PathBuf;
 
@@ -15,9 +18,10 @@ use jiff::tz::TimeZone;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::answer;
 use super::classify::{self, CodeClass};
-use super::config::{self, ConfigError};
 use super::http::{self, Call, HttpSettings};
+use super::settings::{self, ConfigError};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
 use crate::money::{Amount, MAX_AMOUNT};
 
@@ -103,8 +107,8 @@ pub struct Token {
 impl OttPayProvider {
     /// Builds the client; the first refund fetches a token.
     pub fn new(config: &OttPayConfig) -> Result<OttPayProvider, ConfigError> {
-        let base = config::base_url("base_url", &config.base_url)?;
-        let app_key = config::resolve_secret(
+        let base = settings::base_url("base_url", &config.base_url)?;
+        let app_key = settings::resolve_secret(
             "app_key",
             config.app_key.as_ref(),
             config.app_key_file.as_ref(),
@@ -263,49 +267,29 @@ pub fn classify_refund_reply(
         provider: NAME,
         api: "refund",
     };
-    let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
-    if !(200..300).contains(&status) {
-        let detail = format!("HTTP {status} {}", http::excerpt(body));
-        return match classify::http_status(status, false) {
-            CodeClass::RetrySameRequest => call.retry(detail),
-            CodeClass::FailedFinal => match envelope.as_ref().and_then(Envelope::error) {
-                Some((code, message)) => Outcome::FailedFinal {
-                    code: code.to_string(),
-                    message,
+    answer::judge(call, status, body, |body| {
+        let envelope: Envelope =
+            serde_json::from_slice(body).map_err(|e| format!("not an OTT Pay answer: {e}"))?;
+        Ok(match envelope.status.as_str() {
+            "SUCCESS" => classify_success(call, &envelope.result, requested, zone),
+            "ERROR" => match envelope.error() {
+                Some((code, message)) => match classify::ottpay_code(code) {
+                    CodeClass::FailedFinal => Outcome::FailedFinal {
+                        code: code.to_string(),
+                        message,
+                    },
+                    CodeClass::NeedsNewRequestId => Outcome::NeedsNewRequestId {
+                        code: code.to_string(),
+                        message,
+                    },
+                    CodeClass::RetrySameRequest => call.retry(format!("error {code}: {message}")),
+                    _ => call.unknown(format!("error {code}: {message}")),
                 },
-                None => Outcome::FailedFinal {
-                    code: format!("HTTP_{status}"),
-                    message: http::excerpt(body),
-                },
+                None => call.unknown(format!("ERROR without a code: {}", http::excerpt(body))),
             },
-            _ => call.unknown(detail),
-        };
-    }
-    let Some(envelope) = envelope else {
-        return call.unknown(format!(
-            "HTTP {status} with an unreadable body: {}",
-            http::excerpt(body)
-        ));
-    };
-    match envelope.status.as_str() {
-        "SUCCESS" => classify_success(call, &envelope.result, requested, zone),
-        "ERROR" => match envelope.error() {
-            Some((code, message)) => match classify::ottpay_code(code) {
-                CodeClass::FailedFinal => Outcome::FailedFinal {
-                    code: code.to_string(),
-                    message,
-                },
-                CodeClass::NeedsNewRequestId => Outcome::NeedsNewRequestId {
-                    code: code.to_string(),
-                    message,
-                },
-                CodeClass::RetrySameRequest => call.retry(format!("error {code}: {message}")),
-                _ => call.unknown(format!("error {code}: {message}")),
-            },
-            None => call.unknown(format!("ERROR without a code: {}", http::excerpt(body))),
-        },
-        other => call.unknown(format!("unknown envelope status {other:?}")),
-    }
+            other => call.unknown(format!("unknown envelope status {other:?}")),
+        })
+    })
 }
 
 fn classify_success(
@@ -331,13 +315,16 @@ fn classify_success(
                 .unwrap_or_else(Timestamp::now),
             amount: text("refundAmount")
                 .and_then(|v| v.trim().parse::<i64>().ok())
-                .map(|value| Amount::new(value, requested.currency)),
+                .and_then(|value| Amount::new(value, requested.currency).ok()),
+            code: Some(status.trim().to_owned()),
+            message: None,
         },
-        Some(CodeClass::InProgress) => Outcome::InProgress { refund_id },
+        Some(CodeClass::AcceptedLater) => Outcome::AcceptedLater { refund_id },
         Some(CodeClass::FailedFinal) => Outcome::FailedFinal {
             code: "failure".into(),
             message: "OTT Pay reports refundStatus failure".into(),
         },
+        _ if result.is_null() => call.unknown("SUCCESS without a result"),
         _ => call.unknown(format!("unknown refundStatus {status:?}")),
     }
 }

@@ -1,11 +1,23 @@
 //! PaymentOptions server-to-server refunds (seed 004).
 //!
 //! `POST {base}/server-to-server-interface/refund` with `Authorization: Basic <key>`
-//! and `x-api-key: <key>`, the amount as an integer in minor units. HTTP 201 with
-//! `success: true` and `gateway_response.code` `INFO0002` is success; any other
-//! answer is a failure carrying its message, except the HTTP statuses that say nothing
-//! about the refund (see [`classify::HTTP_STATUS_NOT_IDEMPOTENT`]). There is no
-//! idempotency key and no status API.
+//! and `x-api-key: <key>`, the amount as an integer in minor units.
+//!
+//! What an answer says, by PaymentOptions' documents:
+//! - `success: true` in a 2xx answer (the example is HTTP 201 with `status_code` 201,
+//!   `gateway_response.code` `INFO0002`, "Amount successfully refunded.") is a success,
+//!   whatever the success code, which is recorded; a `status_code` in the body that is
+//!   not 2xx, or a `transaction_type` other than `REFUND`, contradicts it and proves
+//!   nothing.
+//! - `success: false` is a refusal only when the HTTP status is one PaymentOptions'
+//!   table documents as a request it did not process (400 "could not process the
+//!   request due to a client error", 404, 406 "Invalid Card", 412 "Precondition
+//!   Failed") and the body's `status_code` agrees; PaymentOptions publishes no error
+//!   codes. A `success: false` with a gateway or timeout kind of status (5xx), or any
+//!   other shape, proves nothing.
+//!
+//! There is no idempotency key, so an answer that proves nothing goes to a person. A
+//! transaction-status API is documented, but only for payments; it is not used.
 
 use std::path::PathBuf;
 
@@ -13,9 +25,9 @@ use futures::future::BoxFuture;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::classify::{self, CodeClass};
-use super::config::{self, ConfigError};
+use super::answer;
 use super::http::{self, Call, HttpSettings};
+use super::settings::{self, ConfigError};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 
@@ -73,8 +85,8 @@ pub struct PaymentOptionsProvider {
 impl PaymentOptionsProvider {
     /// Builds the client.
     pub fn new(config: &PaymentOptionsConfig) -> Result<PaymentOptionsProvider, ConfigError> {
-        let base = config::base_url("base_url", &config.base_url)?;
-        let api_key = config::resolve_secret(
+        let base = settings::base_url("base_url", &config.base_url)?;
+        let api_key = settings::resolve_secret(
             "api_key",
             config.api_key.as_ref(),
             config.api_key_file.as_ref(),
@@ -128,7 +140,7 @@ impl PaymentOptionsProvider {
             .json(&body);
         match http::send(call, sent, self.max_body).await {
             Ok(reply) => classify_refund_reply(reply.status, &reply.body),
-            Err(outcome) => outcome,
+            Err(outcome) => answer::clean(outcome),
         }
     }
 }
@@ -161,10 +173,18 @@ impl Provider for PaymentOptionsProvider {
     }
 }
 
+/// HTTP statuses PaymentOptions documents as requests it did not process, and which
+/// a `success: false` answer makes a refusal.
+pub const REFUSAL_STATUSES: &[u16] = &[400, 404, 406, 412];
+
 #[derive(Debug, Default, Deserialize)]
 struct Answer {
     #[serde(default)]
     success: Option<bool>,
+    #[serde(default)]
+    status_code: Option<i64>,
+    #[serde(default)]
+    transaction_type: Option<String>,
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
@@ -177,6 +197,8 @@ struct Answer {
 
 #[derive(Debug, Default, Deserialize)]
 struct Gateway {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     #[serde(default)]
     code: Option<String>,
     #[serde(default)]
@@ -211,40 +233,96 @@ impl Answer {
             .or_else(|| self.message.clone())
             .unwrap_or_default()
     }
+
+    fn describe(&self) -> String {
+        format!(
+            "success={:?} status_code={:?} code={:?} message={:?}",
+            self.success,
+            self.status_code,
+            self.code().unwrap_or(""),
+            self.message()
+        )
+    }
 }
 
-/// Classifies a refund reply (HTTP status and body) into an outcome: HTTP 201 with
-/// `success: true` and a success `gateway_response.code` is success, any other
-/// answer a failure carrying its code and message, except the statuses that say
-/// nothing about the refund. Never panics, whatever the body.
+/// Classifies a refund reply (HTTP status and body) into an outcome, as the module
+/// documentation says. Never panics, whatever the body.
 pub fn classify_refund_reply(status: u16, body: &[u8]) -> Outcome {
     let call = Call {
         provider: NAME,
         api: "refund",
     };
-    let answer: Option<Answer> = serde_json::from_slice(body).ok();
-    if !(200..300).contains(&status) {
-        let detail = format!("HTTP {status} {}", http::excerpt(body));
-        return match classify::http_status(status, false) {
-            CodeClass::RetrySameRequest => call.retry(detail),
-            CodeClass::FailedFinal => failure(status, body, answer.as_ref()),
-            _ => call.unknown(detail),
-        };
+    answer::judge(call, status, body, |body| {
+        let answer: Answer =
+            serde_json::from_slice(body).map_err(|e| format!("not JSON of this API: {e}"))?;
+        Ok(read(call, status, &answer))
+    })
+}
+
+fn read(call: Call, status: u16, answer: &Answer) -> Outcome {
+    let body_status_2xx = answer
+        .status_code
+        .is_none_or(|code| (200..300).contains(&code));
+    match answer.success {
+        Some(true) if !body_status_2xx => call.unknown(format!(
+            "success is claimed with a failing status_code: {}",
+            answer.describe()
+        )),
+        Some(true)
+            if answer
+                .transaction_type
+                .as_deref()
+                .is_some_and(|t| !t.eq_ignore_ascii_case("REFUND")) =>
+        {
+            call.unknown(format!(
+                "the answer is about a {:?} transaction, not a refund",
+                answer.transaction_type.as_deref().unwrap_or("")
+            ))
+        }
+        Some(true) => success(answer),
+        Some(false) if says_refunded(answer) => call.unknown(format!(
+            "success is false, yet the gateway says the amount was refunded: {}",
+            answer.describe()
+        )),
+        Some(false)
+            if REFUSAL_STATUSES.contains(&status)
+                && answer
+                    .status_code
+                    .is_none_or(|code| code == i64::from(status)) =>
+        {
+            Outcome::FailedFinal {
+                code: answer
+                    .code()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("HTTP_{status}")),
+                message: Some(answer.message())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| format!("HTTP {status}")),
+            }
+        }
+        Some(false) => call.unknown(format!(
+            "a failure the documents do not name as a refusal: {}",
+            answer.describe()
+        )),
+        None => call.unknown(format!("no `success` in the answer: {}", answer.describe())),
     }
-    let Some(answer) = answer else {
-        return call.unknown(format!(
-            "HTTP {status} with an unreadable body: {}",
-            http::excerpt(body)
-        ));
-    };
-    let succeeded = status == 201
-        && answer.success == Some(true)
-        && answer
-            .code()
-            .is_some_and(|c| classify::PAYMENTOPTIONS_SUCCESS_CODES.contains(&c));
-    if !succeeded {
-        return failure(status, body, Some(&answer));
-    }
+}
+
+/// Whether the gateway's words say the money moved (the documented success code or
+/// an INFO answer), whatever `success` says.
+fn says_refunded(answer: &Answer) -> bool {
+    answer.gateway_response.as_ref().is_some_and(|g| {
+        g.code.as_deref() == Some(SUCCESS_CODE)
+            || g.kind
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case("INFO"))
+    })
+}
+
+/// The documented refund success code ("Amount successfully refunded.").
+pub const SUCCESS_CODE: &str = "INFO0002";
+
+fn success(answer: &Answer) -> Outcome {
     let details = answer.transaction_details.as_ref();
     Outcome::Succeeded {
         refund_id: details.and_then(|d| d.id.clone()).unwrap_or_default(),
@@ -254,20 +332,9 @@ pub fn classify_refund_reply(status: u16, body: &[u8]) -> Outcome {
             .unwrap_or_else(Timestamp::now),
         amount: answer.payment_details.as_ref().and_then(|p| {
             let currency = Currency::parse(p.currency.as_deref()?).ok()?;
-            let value = p.amount.filter(|v| (0..=MAX_AMOUNT).contains(v))?;
-            Some(Amount::new(value, currency))
+            Amount::new(p.amount?, currency).ok()
         }),
+        code: answer.code().map(str::to_owned),
+        message: Some(answer.message()).filter(|m| !m.is_empty()),
     }
-}
-
-fn failure(status: u16, body: &[u8], answer: Option<&Answer>) -> Outcome {
-    let code = answer
-        .and_then(Answer::code)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("HTTP_{status}"));
-    let message = answer
-        .map(Answer::message)
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| http::excerpt(body));
-    Outcome::FailedFinal { code, message }
 }

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 pub const WAIT: Duration = Duration::from_secs(30);
 
 pub fn usd(value: i64) -> Amount {
-    Amount::new(value, Currency::parse("USD").unwrap())
+    Amount::new(value, Currency::parse("USD").unwrap()).unwrap()
 }
 
 pub fn payment(id: &str, value: i64) -> PaymentSeed {

@@ -28,9 +28,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::keys::PublicKey;
-use super::{AntomAnswer, WireAmountIn, parse_time, signing};
+use super::reply;
+use super::signing;
+use super::wire::AntomAnswer;
 use crate::provider::Outcome;
+use crate::provider::answer;
 use crate::provider::classify::{self, CodeClass};
+use crate::text;
 
 /// `[provider.notify]` settings; the table's presence turns the receiver on.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -46,6 +50,9 @@ pub struct NotifyConfig {
     pub header_read_timeout_ms: u64,
     /// Time the caller gets to accept a notification before Antom is told to resend.
     pub accept_timeout_ms: u64,
+    /// How far a notification's `Request-Time` may lie from this machine's clock, either
+    /// way: an older one is refused (a replay), and Antom sends a fresh one.
+    pub max_age_ms: u64,
 }
 
 impl Default for NotifyConfig {
@@ -56,6 +63,7 @@ impl Default for NotifyConfig {
             max_body_bytes: 64 * 1024,
             header_read_timeout_ms: 10_000,
             accept_timeout_ms: 10_000,
+            max_age_ms: 600_000,
         }
     }
 }
@@ -65,12 +73,14 @@ impl Default for NotifyConfig {
 pub struct RefundNotification {
     /// Our refundRequestId.
     pub refund_request_id: String,
-    /// Antom's refundId.
+    /// Antom's refundId (empty when the notification has none).
     pub refund_id: String,
     /// `SUCCESS` or `FAIL` as Antom sent it.
     pub refund_status: String,
-    /// The refund's outcome: `Succeeded`, `FailedFinal`, or `InProgress` for a status
-    /// posbridge does not know.
+    /// The amount refunded, as the notification states it.
+    pub amount: Option<crate::money::Amount>,
+    /// The refund's outcome: `Succeeded`, `FailedFinal`, or `OutcomeUnknown` for a
+    /// status Antom does not document.
     pub outcome: Outcome,
 }
 
@@ -104,6 +114,7 @@ struct Shared {
     antom_public_key: PublicKey,
     deliveries: mpsc::Sender<NotifyDelivery>,
     accept_timeout: Duration,
+    max_age: Duration,
 }
 
 impl NotifyReceiver {
@@ -128,6 +139,7 @@ impl NotifyReceiver {
             antom_public_key,
             deliveries,
             accept_timeout: Duration::from_millis(config.accept_timeout_ms),
+            max_age: Duration::from_millis(config.max_age_ms),
         });
         let router = Router::new()
             .route(&config.path, post(receive))
@@ -191,6 +203,13 @@ async fn receive(
         tracing::warn!(error = %e, "notifyRefund rejected: bad signature");
         return reject(StatusCode::UNAUTHORIZED, "signature verification failed");
     }
+    if let Err(why) = within_window(time, Timestamp::now(), shared.max_age) {
+        tracing::warn!(%why, "notifyRefund rejected: Request-Time outside the window");
+        return reject(
+            StatusCode::BAD_REQUEST,
+            "Request-Time outside the accepted window",
+        );
+    }
     let Some(notification) = parse_notification(&body) else {
         return reject(StatusCode::BAD_REQUEST, "not a REFUND_RESULT notification");
     };
@@ -248,22 +267,21 @@ pub fn parse_notification(body: &[u8]) -> Option<RefundNotification> {
         return None;
     }
     let answer = parsed.answer;
-    let refund_request_id = answer.refund_request_id.clone().filter(|s| !s.is_empty())?;
-    let refund_id = answer.refund_id.clone().unwrap_or_default();
-    let refund_status = answer.refund_status.clone().unwrap_or_default();
+    let refund_request_id = answer
+        .refund_request_id
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(text::clean_id)?;
+    let refund_id = answer
+        .refund_id
+        .as_deref()
+        .map(text::clean_id)
+        .unwrap_or_default();
+    let refund_status = text::clean_code(answer.refund_status.as_deref().unwrap_or(""), 32);
+    // Antom notifies only final states, SUCCESS or FAIL; anything else is not read as
+    // either.
     let outcome = match classify::antom_refund_status(&refund_status) {
-        Some(CodeClass::Success) => Outcome::Succeeded {
-            refund_id: refund_id.clone(),
-            refund_time: answer
-                .refund_time
-                .as_deref()
-                .and_then(parse_time)
-                .unwrap_or_else(Timestamp::now),
-            amount: answer
-                .refund_amount
-                .as_ref()
-                .and_then(WireAmountIn::to_amount),
-        },
+        Some(CodeClass::Success) => reply::success(&answer),
         Some(CodeClass::FailedFinal) => Outcome::FailedFinal {
             code: if answer.result.result_code.is_empty() {
                 format!("REFUND_{refund_status}")
@@ -272,16 +290,46 @@ pub fn parse_notification(body: &[u8]) -> Option<RefundNotification> {
             },
             message: answer.result.result_message.clone(),
         },
-        _ => Outcome::InProgress {
-            refund_id: Some(refund_id.clone()).filter(|s| !s.is_empty()),
+        _ => Outcome::OutcomeUnknown {
+            reason: format!("antom notifyRefund: unknown refundStatus {refund_status:?}"),
         },
     };
+    let outcome = answer::clean(outcome);
     Some(RefundNotification {
         refund_request_id,
         refund_id,
         refund_status,
+        amount: answer.refund_amount.as_ref().and_then(|a| a.to_amount()),
         outcome,
     })
+}
+
+/// Reads a `Request-Time`: epoch milliseconds (v1) or ISO 8601 with an offset (v2).
+pub fn parse_request_time(text: &str) -> Option<Timestamp> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<i64>() {
+        return Timestamp::from_millisecond(ms).ok();
+    }
+    text.parse::<Timestamp>().ok()
+}
+
+/// Whether a notification's `Request-Time` lies within `max_age` of `now`, either way.
+pub fn within_window(request_time: &str, now: Timestamp, max_age: Duration) -> Result<(), String> {
+    let Some(sent) = parse_request_time(request_time) else {
+        return Err(format!(
+            "unreadable Request-Time {:?}",
+            text::clean_text(request_time, 40)
+        ));
+    };
+    let apart = now.duration_since(sent).unsigned_abs();
+    if apart > max_age {
+        return Err(format!(
+            "Request-Time {sent} is {} s from this machine's clock (at most {} s allowed)",
+            apart.as_secs(),
+            max_age.as_secs()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -306,5 +354,19 @@ mod tests {
         for bad in [&b"{}"[..], b"null", b"[", br#"{"notifyType":"PAYMENT_RESULT","result":{"resultStatus":"S"},"refundRequestId":"R"}"#] {
             assert!(parse_notification(bad).is_none());
         }
+    }
+
+    #[test]
+    fn request_time_window() {
+        let now: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+        let ten_min = Duration::from_secs(600);
+        assert!(within_window("2026-12-01T11:55:00.123+00:00", now, ten_min).is_ok());
+        assert!(within_window("2026-12-01T19:55:00.123+08:00", now, ten_min).is_ok());
+        let ms = now.as_millisecond() - 300_000;
+        assert!(within_window(&ms.to_string(), now, ten_min).is_ok());
+        let old = within_window("2026-12-01T11:00:00Z", now, ten_min).unwrap_err();
+        assert!(old.contains("3600 s"), "{old}");
+        assert!(within_window("2026-12-01T12:20:00Z", now, ten_min).is_err());
+        assert!(within_window("yesterday", now, ten_min).is_err());
     }
 }

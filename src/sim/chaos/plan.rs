@@ -259,7 +259,11 @@ impl Plan {
         let mut steps = Vec::new();
         let mut payments = Vec::new();
         let end = intensity.duration;
-        let usd = |v: i64| Currency::parse("USD").ok().map(|c| Amount::new(v, c));
+        let usd = |v: i64| {
+            Currency::parse("USD")
+                .ok()
+                .and_then(|c| Amount::new(v, c).ok())
+        };
 
         // Refunds, repeats and inquiries.
         let mut open: Vec<OpenPayment> = Vec::new();

@@ -200,8 +200,11 @@ impl TerminalSide {
         let refund = Refund {
             original_merchant_refund_id: id.into(),
             payment_id: payment.into(),
-            refund_amount: amount
-                .and_then(|v| Currency::parse("USD").ok().map(|c| Amount::new(v, c))),
+            refund_amount: amount.and_then(|v| {
+                Currency::parse("USD")
+                    .ok()
+                    .and_then(|c| Amount::new(v, c).ok())
+            }),
             memo: None,
         };
         self.sent.insert(id.into(), refund.clone());

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 
 use super::faults::{Fault, FaultTarget};
 use super::ledger::{Decision, RefundAsk, RefundRecord, RefundState, Rejection};
-use super::{InFlight, Shared, after, before, json, lock};
+use super::{InFlight, Shared, after, before, lock};
 use crate::money::{Amount, Currency};
 use crate::provider::antom::signing;
 use crate::provider::serve::ConnectionHandle;
@@ -126,8 +126,9 @@ pub(crate) async fn handle(
         _ => Err("Client-Id, Request-Time and Signature are required".to_string()),
     };
     if let Err(why) = verified {
+        // Antom's own answer, signed like every other: the request was refused.
         let answer = serde_json::json!({"result": result("F", "INVALID_SIGNATURE", &why)});
-        return json(StatusCode::OK, &answer);
+        return signed(shared, path, &client_id, &answer, None);
     }
     let request: serde_json::Value =
         serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
@@ -222,7 +223,7 @@ fn read_amount(value: Option<&serde_json::Value>) -> Result<Option<Amount>, ()> 
         Some(serde_json::Value::String(s)) => s.trim().parse::<i64>().map_err(|_| ())?,
         _ => return Err(()),
     };
-    Ok(Some(Amount::new(minor, currency)))
+    Amount::new(minor, currency).map(Some).map_err(|_| ())
 }
 
 fn refund(

@@ -17,10 +17,10 @@ use crate::money::{Amount, Currency};
 use crate::provider::Secret;
 use crate::provider::antom::keys::{KeyError, PrivateKey, PublicKey};
 use crate::provider::antom::{AntomConfig, AntomProvider};
-use crate::provider::config::ConfigError;
 use crate::provider::http::HttpSettings;
 use crate::provider::ottpay::{OttPayConfig, OttPayProvider};
 use crate::provider::paymentoptions::{PaymentOptionsConfig, PaymentOptionsProvider};
+use crate::provider::settings::ConfigError;
 
 /// The demo merchant private key (PEM).
 pub const MERCHANT_PRIVATE_PEM: &str = include_str!("demo_keys/merchant_private.pem");
@@ -58,7 +58,7 @@ pub fn demo_payments() -> Vec<PaymentSeed> {
     let Ok(usd) = Currency::parse("USD") else {
         return Vec::new();
     };
-    let seed = |id: &str, value: i64| PaymentSeed::new(id, Amount::new(value, usd));
+    let seed = |id: &str, value: i64| PaymentSeed::new(id, Amount::saturating(value, usd));
     vec![
         seed("PAY-SYNC-1", 5000),
         seed("PAY-SYNC-2", 12_500),

@@ -328,10 +328,10 @@ impl Ledger {
                 if ask.currency_given && amount.currency != seed.amount.currency {
                     return Err(Rejection::CurrencyMismatch);
                 }
-                if amount.value <= 0 || amount.value > crate::money::MAX_AMOUNT {
-                    return Err(Rejection::InvalidAmount);
+                match Amount::new(amount.value, seed.amount.currency) {
+                    Ok(amount) if amount.value > 0 => amount,
+                    _ => return Err(Rejection::InvalidAmount),
                 }
-                Amount::new(amount.value, seed.amount.currency)
             }
             None => seed.amount,
         };
@@ -420,7 +420,7 @@ mod tests {
     use crate::money::Currency;
 
     fn usd(v: i64) -> Amount {
-        Amount::new(v, Currency::parse("USD").unwrap())
+        Amount::new(v, Currency::parse("USD").unwrap()).unwrap()
     }
 
     fn ask<'a>(id: Option<&'a str>, payment: &'a str, amount: Option<Amount>) -> RefundAsk<'a> {
@@ -495,7 +495,7 @@ mod tests {
             l.decide(&ask(None, "NOPE", Some(usd(1))), now, D),
             Decision::Rejected(Rejection::PaymentNotFound)
         );
-        let eur = Amount::new(5, Currency::parse("EUR").unwrap());
+        let eur = Amount::new(5, Currency::parse("EUR").unwrap()).unwrap();
         let mut l = ledger();
         assert_eq!(
             l.decide(&ask(None, "P1", Some(eur)), now, D),

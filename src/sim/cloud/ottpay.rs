@@ -108,7 +108,9 @@ pub(crate) async fn refund(
         _ => None,
     };
     let answer = match (payment_id.is_empty(), cents) {
-        (false, Some(cents)) => execute(shared, &payment_id, cents),
+        (false, Some(cents)) if (1..=crate::money::MAX_AMOUNT).contains(&cents) => {
+            execute(shared, &payment_id, cents)
+        }
         _ => error(10005, "Invalid parameter"),
     };
     after(shared, conn, rule.as_ref(), answer).await
@@ -127,7 +129,7 @@ fn execute(shared: &Shared, payment_id: &str, cents: i64) -> Response {
         refund_request_id: None,
         client_id: None,
         payment_id,
-        amount: Some(Amount::new(cents, currency)),
+        amount: Some(Amount::saturating(cents, currency)),
         currency_given: false,
     };
     let decision = shared

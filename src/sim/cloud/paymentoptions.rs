@@ -78,7 +78,11 @@ pub(crate) async fn refund(
             "SIM_MERCHANT_MISMATCH",
             "Unknown merchant_id.",
         ),
-        Some(value) if !payment_id.is_empty() => execute(shared, &payment_id, value, &request),
+        Some(value)
+            if !payment_id.is_empty() && (1..=crate::money::MAX_AMOUNT).contains(&value) =>
+        {
+            execute(shared, &payment_id, value, &request)
+        }
         _ => failure(
             StatusCode::BAD_REQUEST,
             "SIM_INVALID_REQUEST",
@@ -104,7 +108,7 @@ fn execute(shared: &Shared, payment_id: &str, value: i64, request: &serde_json::
         refund_request_id: None,
         client_id: None,
         payment_id,
-        amount: Some(Amount::new(value, currency)),
+        amount: Some(Amount::saturating(value, currency)),
         currency_given: false,
     };
     let decision = shared
