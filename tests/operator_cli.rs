@@ -174,3 +174,47 @@ fn a_missing_ledger_is_not_created_by_a_look() {
     assert!(err.contains("no ledger"), "{err}");
     assert!(!path.exists());
 }
+
+/// Text a ledger holds from outside (an older version's provider messages, a
+/// terminal's memo with a bidirectional override) is shown, never obeyed, by the
+/// operator's terminal.
+#[test]
+fn stored_text_never_reaches_the_operators_terminal_as_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let mut ledger = Ledger::open(&path).unwrap();
+    let id = record(&mut ledger, "REF-ESC", "PAY-ESC", "RRID-ESC");
+    let r = ledger.get(id).unwrap();
+    let change = Change {
+        state: Some(RefundState::NeedsAttention),
+        attempt: Some(AttemptStatus::Done),
+        next_action_ms: Some(None),
+        result: Some((
+            "X".into(),
+            "evil\u{1b}[2J\u{1b}]0;owned\u{7} \u{202e}txet".into(),
+        )),
+        cause: "provider said \u{1b}[31mred".into(),
+        ..Change::default()
+    };
+    ledger
+        .apply(id, r.attempt_id, &change, 1_700_000_001_000)
+        .unwrap();
+    drop(ledger);
+    for args in [
+        vec!["show", "REF-ESC"],
+        vec!["queue"],
+        vec!["export", "--format", "csv"],
+    ] {
+        let (ok, out, err) = posbridge(&path, &args);
+        assert!(ok, "{args:?}: {err}");
+        assert!(
+            !out.chars()
+                .any(|c| c == '\u{1b}' || c == '\u{7}' || c == '\u{202e}'),
+            "{args:?} printed a raw escape: {out:?}"
+        );
+        assert!(
+            out.contains("\\u{1b}"),
+            "{args:?} shows what was there: {out}"
+        );
+    }
+}

@@ -13,6 +13,7 @@ use clap::{ArgGroup, Args, ValueEnum};
 use crate::config::{Config, DEFAULT_PATH};
 use crate::ledger::{History, Ledger, RefundRecord};
 use crate::message::RefundState;
+use crate::text::visible;
 
 /// Where the ledger is.
 #[derive(Args, Debug, Clone)]
@@ -221,6 +222,9 @@ pub fn queue(args: QueueArgs) -> ExitCode {
                         r.result_message.as_deref().unwrap_or("")
                     )
                 }
+                (RefundState::ProviderPending, _) => {
+                    "the provider completes it; `posbridge reconcile` settles it".into()
+                }
                 (_, Some(t)) if t > jiff::Timestamp::now().as_millisecond() => {
                     format!("next at {}", time(t))
                 }
@@ -231,14 +235,14 @@ pub fn queue(args: QueueArgs) -> ExitCode {
                 out,
                 "{:>6}  {:<12} {:<20} {:<20} {:>14}  {:<15} {:>5} {:>5}  {}",
                 format!("#{}", r.id),
-                r.terminal_id,
-                r.original_merchant_refund_id,
-                r.payment_id,
+                visible(&r.terminal_id),
+                visible(&r.original_merchant_refund_id),
+                visible(&r.payment_id),
                 amount(r),
                 r.state.as_str(),
                 age(r.created_ms),
                 r.tries,
-                next
+                visible(&next)
             );
         }
     }
@@ -268,30 +272,31 @@ pub fn queue(args: QueueArgs) -> ExitCode {
 pub(super) fn print_history(h: &History, out: &mut impl Write) -> std::io::Result<()> {
     let r = &h.refund;
     writeln!(out, "Refund #{} — {}", r.id, r.state)?;
-    writeln!(out, "  terminal            {}", r.terminal_id)?;
+    writeln!(out, "  terminal            {}", visible(&r.terminal_id))?;
     writeln!(
         out,
         "  refund id           {}",
-        r.original_merchant_refund_id
+        visible(&r.original_merchant_refund_id)
     )?;
-    writeln!(out, "  payment             {}", r.payment_id)?;
+    writeln!(out, "  payment             {}", visible(&r.payment_id))?;
     writeln!(out, "  amount              {}", amount(r))?;
     if let Some(memo) = &r.memo {
-        writeln!(out, "  memo                {memo}")?;
+        writeln!(out, "  memo                {}", visible(memo))?;
     }
     writeln!(out, "  provider            {}", r.provider)?;
     writeln!(out, "  refundRequestId     {}", r.refund_request_id)?;
     if let Some(id) = &r.provider_refund_id {
-        writeln!(out, "  provider refund id  {id}")?;
+        writeln!(out, "  provider refund id  {}", visible(id))?;
     }
     if let Some(t) = &r.refund_time {
-        writeln!(out, "  refund time         {t}")?;
+        writeln!(out, "  refund time         {}", visible(t))?;
     }
     if let Some(code) = &r.result_code {
         writeln!(
             out,
-            "  result              {code}: {}",
-            r.result_message.as_deref().unwrap_or("")
+            "  result              {}: {}",
+            visible(code),
+            visible(r.result_message.as_deref().unwrap_or(""))
         )?;
     }
     writeln!(out, "  accepted            {}", time(r.created_ms))?;
@@ -315,7 +320,7 @@ pub(super) fn print_history(h: &History, out: &mut impl Write) -> std::io::Resul
                 .unwrap_or_default(),
             a.last_outcome
                 .as_ref()
-                .map(|o| format!("\n      last outcome: {o}"))
+                .map(|o| format!("\n      last outcome: {}", visible(o)))
                 .unwrap_or_default()
         )?;
     }
@@ -327,7 +332,7 @@ pub(super) fn print_history(h: &History, out: &mut impl Write) -> std::io::Resul
             "  {}  {from}{}  {}",
             time(t.at_ms),
             t.to_state,
-            t.cause
+            visible(&t.cause)
         )?;
     }
     Ok(())
@@ -511,12 +516,13 @@ pub fn export(args: ExportArgs) -> ExitCode {
                 return fail(e);
             }
             let n = ledger.export(since, |r| {
-                let text = |v: &Option<String>| v.clone().unwrap_or_default();
+                let text = |v: &Option<String>| visible(v.as_deref().unwrap_or("")).into_owned();
+                let plain = |v: &str| visible(v).into_owned();
                 let row = [
                     r.id.to_string(),
-                    r.terminal_id.clone(),
-                    r.original_merchant_refund_id.clone(),
-                    r.payment_id.clone(),
+                    plain(&r.terminal_id),
+                    plain(&r.original_merchant_refund_id),
+                    plain(&r.payment_id),
                     r.amount.map(|a| a.value.to_string()).unwrap_or_default(),
                     r.amount.map(|a| a.currency.to_string()).unwrap_or_default(),
                     text(&r.memo),
