@@ -15,6 +15,7 @@
 //! - [`provider`]: the payment providers' cloud refund APIs (Antom, OTT Pay,
 //!   PaymentOptions) behind one trait, and how each outcome is classified.
 //! - [`ledger`]: the SQLite ledger, the single source of truth for refunds.
+//! - [`reconcile`]: the ledger against the provider's report of the refunds it made.
 //! - [`bridge`]: the refund life cycle: sessions, the scheduler, store-and-forward,
 //!   display texts and limits.
 //! - [`config`]: the daemon's TOML configuration.
@@ -31,6 +32,7 @@ pub mod link;
 pub mod message;
 pub mod money;
 pub mod provider;
+pub mod reconcile;
 pub mod sim;
 pub mod text;
 pub mod transport;

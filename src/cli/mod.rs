@@ -4,6 +4,7 @@ pub mod cloud;
 mod demo;
 mod loopback;
 mod ops;
+mod reconcile;
 mod term;
 
 use std::io::IsTerminal;
@@ -67,12 +68,14 @@ Examples:
     Queue(ops::QueueArgs),
     /// Show one refund's whole history.
     Show(ops::ShowArgs),
-    /// Settle a NEEDS_ATTENTION refund as succeeded or failed.
+    /// Settle a NEEDS_ATTENTION or PROVIDER_PENDING refund as succeeded or failed.
     Resolve(ops::ResolveArgs),
     /// Retry a FAILED refund (new refundRequestId) or send a waiting one now.
     Retry(ops::RetryArgs),
     /// Export the ledger as CSV or JSON lines, for reconciliation.
     Export(ops::ExportArgs),
+    /// Compare the ledger with the provider's report; settle what it proves.
+    Reconcile(reconcile::ReconcileArgs),
     /// Create a virtual serial line and serve the bridge's side on it.
     Loopback(loopback::LoopbackArgs),
     /// Be a payment terminal: speak the link protocol on a serial line.
@@ -158,6 +161,7 @@ pub fn main() -> ExitCode {
             Command::Resolve(args) => ops::resolve(args),
             Command::Retry(args) => ops::retry(args),
             Command::Export(args) => ops::export(args),
+            Command::Reconcile(args) => reconcile::run(args),
             Command::Loopback(args) => loopback::run(args).await,
             Command::Term(args) => term::run(args).await,
             Command::SimCloud(args) => cloud::sim_cloud(args).await,

@@ -27,7 +27,12 @@ pub struct LedgerArgs {
 }
 
 impl LedgerArgs {
-    fn open(&self) -> Result<Ledger, String> {
+    /// The configuration file named.
+    pub(super) fn config_path(&self) -> &std::path::Path {
+        &self.config
+    }
+
+    pub(super) fn open(&self) -> Result<Ledger, String> {
         let path = match &self.ledger {
             Some(path) => path.clone(),
             None => {

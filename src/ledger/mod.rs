@@ -18,7 +18,7 @@ mod store;
 pub use handle::LedgerHandle;
 pub use model::{
     AcceptPolicy, Acceptance, AttemptRecord, AttemptStatus, Change, Counts, DailyLimit, History,
-    NewRefund, RefundRecord, TransitionRecord,
+    NewRefund, RefundRecord, Settlement, TransitionRecord,
 };
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use store::Ledger;

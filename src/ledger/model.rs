@@ -252,6 +252,38 @@ pub struct Change {
     pub cause: String,
 }
 
+/// How a refund is settled by a person or by a provider's report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    /// SUCCEEDED or FAILED.
+    pub to: RefundState,
+    /// The provider's refund id, when the settlement names it.
+    pub provider_refund_id: Option<String>,
+    /// What the provider refunded, when the settlement says.
+    pub refunded: Option<Amount>,
+    /// When the provider refunded (RFC 3339), when the settlement says.
+    pub refund_time: Option<String>,
+    /// Result code and message to record.
+    pub result: Option<(String, String)>,
+    /// Whether a provider's report proves it (which may also correct a FAILED refund
+    /// the report shows carried out).
+    pub by_report: bool,
+}
+
+impl Settlement {
+    /// A person's word: the state only.
+    pub fn to(state: RefundState) -> Settlement {
+        Settlement {
+            to: state,
+            provider_refund_id: None,
+            refunded: None,
+            refund_time: None,
+            result: None,
+            by_report: false,
+        }
+    }
+}
+
 /// How many refunds stand where, for status reports and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -120,6 +120,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX refunds_undelivered ON refunds (terminal_id, id)
         WHERE state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')
           AND (delivered_state IS NULL OR delivered_state != state);
+    -- Reconciliation finds refunds by the provider's id for them.
+    CREATE INDEX refunds_provider_refund_id ON refunds (provider_refund_id)
+        WHERE provider_refund_id IS NOT NULL;
     "#,
 ];
 

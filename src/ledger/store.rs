@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{
     AcceptPolicy, Acceptance, AttemptRecord, AttemptStatus, Change, Counts, History, NewRefund,
-    RefundRecord, TransitionRecord, parse_state,
+    RefundRecord, Settlement, TransitionRecord, parse_state,
 };
 use super::{LedgerError, schema};
 use crate::message::RefundState;
@@ -441,7 +441,8 @@ impl Ledger {
         Ok(refund)
     }
 
-    /// Settles a NEEDS_ATTENTION refund by a person's word.
+    /// Settles a refund nobody else will: one that needs a person, or one its provider
+    /// finishes later, by a person's word (`posbridge resolve`).
     pub fn resolve(
         &mut self,
         refund_id: i64,
@@ -449,26 +450,65 @@ impl Ledger {
         cause: &str,
         now_ms: i64,
     ) -> Result<RefundRecord, LedgerError> {
+        self.settle(refund_id, &Settlement::to(to), cause, now_ms)
+    }
+
+    /// Settles a refund by a person's word or a provider's report: a NEEDS_ATTENTION
+    /// or PROVIDER_PENDING refund becomes SUCCEEDED or FAILED; a FAILED refund whose
+    /// refund the provider's report shows carried out becomes SUCCEEDED (the money did
+    /// move, and nobody may refund it again). Nothing else may be settled this way.
+    pub fn settle(
+        &mut self,
+        refund_id: i64,
+        settlement: &Settlement,
+        cause: &str,
+        now_ms: i64,
+    ) -> Result<RefundRecord, LedgerError> {
         let sp = self.conn.savepoint()?;
         let current = get(&sp, refund_id)?;
-        if current.state != RefundState::NeedsAttention {
+        let to = settlement.to;
+        let allowed = match current.state {
+            RefundState::NeedsAttention | RefundState::ProviderPending => {
+                matches!(to, RefundState::Succeeded | RefundState::Failed)
+            }
+            RefundState::Failed => to == RefundState::Succeeded && settlement.by_report,
+            _ => false,
+        };
+        if !allowed {
             return Err(LedgerError::NotAllowed {
                 id: refund_id,
                 state: current.state.to_string(),
-                what: "only a NEEDS_ATTENTION refund can be resolved".into(),
+                what: match current.state {
+                    RefundState::NeedsAttention | RefundState::ProviderPending => {
+                        format!("it can be settled as SUCCEEDED or FAILED, not {to}")
+                    }
+                    _ => "only a NEEDS_ATTENTION or PROVIDER_PENDING refund can be resolved \
+                          (and a FAILED one by a report that shows it refunded)"
+                        .into(),
+                },
             });
         }
-        if !matches!(to, RefundState::Succeeded | RefundState::Failed) {
-            return Err(LedgerError::NotAllowed {
-                id: refund_id,
-                state: current.state.to_string(),
-                what: format!("it can be resolved as SUCCEEDED or FAILED, not {to}"),
-            });
-        }
+        let result = settlement.result.as_ref();
         sp.prepare_cached(
-            "UPDATE refunds SET state = ?1, next_action_ms = NULL, updated_ms = ?2 WHERE id = ?3",
+            "UPDATE refunds SET state = ?1, next_action_ms = NULL, updated_ms = ?2, \
+             provider_refund_id = COALESCE(?3, provider_refund_id), \
+             refunded_value = COALESCE(?4, refunded_value), \
+             refunded_currency = COALESCE(?5, refunded_currency), \
+             refund_time = COALESCE(?6, refund_time), \
+             result_code = COALESCE(?7, result_code), result_message = COALESCE(?8, result_message) \
+             WHERE id = ?9",
         )?
-        .execute(params![to.as_str(), now_ms, refund_id])?;
+        .execute(params![
+            to.as_str(),
+            now_ms,
+            settlement.provider_refund_id,
+            settlement.refunded.map(|a| a.value),
+            settlement.refunded.map(|a| a.currency.as_str().to_owned()),
+            settlement.refund_time,
+            result.map(|r| r.0.as_str()),
+            result.map(|r| r.1.as_str()),
+            refund_id
+        ])?;
         sp.prepare_cached("UPDATE attempts SET status = 'DONE' WHERE id = ?1")?
             .execute(params![current.attempt_id])?;
         insert_transition(
@@ -478,7 +518,7 @@ impl Ledger {
             Some(current.state),
             to,
             cause,
-            None,
+            result.map(|r| r.0.as_str()),
             Some(current.attempt_id),
         )?;
         let refund = get(&sp, refund_id)?;
@@ -638,6 +678,28 @@ impl Ledger {
         original_merchant_refund_id: &str,
     ) -> Result<Option<RefundRecord>, LedgerError> {
         find_terminal_refund(&self.conn, terminal_id, original_merchant_refund_id)
+    }
+
+    /// The refunds the provider knows by this refund id (one, unless the provider
+    /// reused an id).
+    pub fn find_by_provider_refund_id(
+        &self,
+        provider_refund_id: &str,
+    ) -> Result<Vec<RefundRecord>, LedgerError> {
+        collect(
+            &self.conn,
+            &format!("{SELECT_REFUND} WHERE r.provider_refund_id = ?1 ORDER BY r.id"),
+            params![provider_refund_id],
+        )
+    }
+
+    /// Every refund of a payment, oldest first.
+    pub fn refunds_of_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, LedgerError> {
+        collect(
+            &self.conn,
+            &format!("{SELECT_REFUND} WHERE r.payment_id = ?1 ORDER BY r.id"),
+            params![payment_id],
+        )
     }
 
     /// The refund whose attempt has this `refundRequestId`.

@@ -8,6 +8,7 @@
 //! | `GET /_sim/payments`, `GET /_sim/payments/{id}` | books, incl. `executed` |
 //! | `POST /_sim/payments` | add a payment (a [`PaymentSeed`] as JSON) |
 //! | `GET /_sim/refunds/{refundId}` | one refund |
+//! | `GET /_sim/report/{antom,ottpay,paymentoptions}` | the books as that provider's report of its refunds (what `posbridge reconcile` reads) |
 //! | `GET`, `POST`, `DELETE /_sim/faults` | list, add (a [`FaultRule`]), clear |
 //! | `POST /_sim/down` `{"for_ms": N}` | refuse connections for N ms, starting ~50 ms after the answer |
 //! | `POST /_sim/settle` | finish every pending async refund now |
@@ -54,6 +55,17 @@ pub(crate) async fn handle(
         ("GET", ["refunds", id]) => match shared.ledger().refund(id) {
             Some(record) => json(StatusCode::OK, &serde_json::json!(record)),
             None => (StatusCode::NOT_FOUND, "no such refund").into_response(),
+        },
+        ("GET", ["report", provider]) => match super::report::ReportFormat::parse(provider) {
+            Some(format) => (
+                StatusCode::OK,
+                [("content-type", "text/csv; charset=utf-8")],
+                super::report::render(&shared.ledger(), format),
+            )
+                .into_response(),
+            None => bad(format!(
+                "no report format {provider:?}: antom, ottpay or paymentoptions"
+            )),
         },
         ("GET", ["faults"]) => json(
             StatusCode::OK,

@@ -107,6 +107,8 @@ pub struct RefundRecord {
     pub amount: Amount,
     /// Where it stands.
     pub state: RefundState,
+    /// When it was made.
+    pub created: Timestamp,
     #[serde(skip)]
     due: Option<Instant>,
 }
@@ -364,6 +366,7 @@ impl Ledger {
             payment_id: ask.payment_id.to_string(),
             amount,
             state,
+            created: Timestamp::now(),
             due,
         };
         if record.due.is_some() {

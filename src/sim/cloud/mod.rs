@@ -23,6 +23,7 @@ pub mod faults;
 pub mod ledger;
 pub mod ottpay;
 pub mod paymentoptions;
+pub mod report;
 pub mod server;
 
 use std::collections::HashMap;
@@ -328,6 +329,11 @@ impl CloudSim {
     /// Every refund executed so far, in the order they were made.
     pub fn refunds(&self) -> Vec<RefundRecord> {
         self.shared.ledger().refunds()
+    }
+
+    /// The books as a provider's report of its refunds.
+    pub fn report(&self, format: report::ReportFormat) -> String {
+        report::render(&self.shared.ledger(), format)
     }
 
     /// Adds a fault rule.
