@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::bridge::BridgeSettings;
 use crate::bridge::limits::Limits;
 use crate::bridge::policy::RetrySettings;
-use crate::bridge::texts::MessageOverrides;
+use crate::bridge::texts::{Language, MessageOverrides};
 use crate::provider::ProviderConfig;
 use crate::transport::{DEFAULT_BAUD, TransportConfig, UsbConfig, parse_vid_pid};
 
@@ -91,6 +91,10 @@ pub struct TerminalConfig {
     /// Its bulk OUT endpoint.
     #[serde(default = "default_ep_out")]
     pub usb_endpoint_out: u8,
+    /// The cashier texts' language (`ja`, `zh-Hant`, `fr-CA`, ...); without it the
+    /// terminal's HELLO chooses, else English.
+    #[serde(default)]
+    pub language: Option<Language>,
 }
 
 fn default_baud() -> u32 {
