@@ -292,8 +292,8 @@ mod tests {
             .replace(NO_BREAK, "~")
     }
 
-    /// The expected strings are what ICU4C 78 (`icu::NumberFormat::createCurrencyInstance`)
-    /// writes for the same locale, currency and value, with `~` for a no-break space.
+    /// The usual cases, with `~` for a no-break space (ICU4C writes the same, see
+    /// `amounts_match_icu4c`).
     #[test]
     fn amounts_follow_cldr() {
         for (language, value, code, expected) in [
@@ -321,6 +321,30 @@ mod tests {
         ] {
             assert_eq!(shown(language, value, code), expected, "{language} {code}");
         }
+    }
+
+    /// Every language with every currency the table knows (and two it does not), as
+    /// ICU4C formats them: `tests/fixtures/icu4c-currency-amounts.tsv` says how it
+    /// was made.
+    #[test]
+    fn amounts_match_icu4c() {
+        let table = include_str!("../../../tests/fixtures/icu4c-currency-amounts.tsv");
+        let mut checked = 0;
+        for row in table.lines().filter(|l| !l.starts_with('#')) {
+            let fields: Vec<&str> = row.split('\t').collect();
+            let [tag, code, value, expected] = fields[..] else {
+                panic!("bad row {row:?}");
+            };
+            let language = Language::from_tag(tag).unwrap();
+            let expected = expected
+                .replace("\\u{a0}", "\u{a0}")
+                .replace("\\u{202f}", "\u{202f}");
+            let got =
+                AmountFormat::new(language).format(amount(value.parse().unwrap(), code), false);
+            assert_eq!(got, expected, "{tag} {code} {value}");
+            checked += 1;
+        }
+        assert_eq!(checked, 9 * 21 * 2);
     }
 
     #[test]
