@@ -432,3 +432,64 @@ fn placeholders_are_filled_once() {
         "{amount} $1 {nope} {"
     );
 }
+
+/// The README shows one screen per script; they are what the bridge sends a 16×4
+/// terminal, drawn as the emulator draws them.
+#[test]
+fn the_readme_screens_are_the_real_ones() {
+    let catalogue = Catalogue::new(MessageOverrides::default());
+    let cases: [(Language, RefundState, Option<&str>, i64, &str); 9] = [
+        (
+            Language::En,
+            RefundState::Failed,
+            Some("DPOS_REFUND_MERCHANT_BALANCE_NOT_ENOUGH"),
+            1250,
+            "USD",
+        ),
+        (Language::FrCa, RefundState::Succeeded, None, 125_000, "CAD"),
+        (Language::Ms, RefundState::Succeeded, None, 1250, "MYR"),
+        (
+            Language::Id,
+            RefundState::Processing,
+            None,
+            15_000_000,
+            "IDR",
+        ),
+        (Language::ZhHans, RefundState::Queued, None, 8800, "CNY"),
+        (
+            Language::ZhHant,
+            RefundState::Failed,
+            Some("REFUND_WINDOW_EXCEED"),
+            125_000,
+            "TWD",
+        ),
+        (Language::Ja, RefundState::Succeeded, None, 1250, "JPY"),
+        (
+            Language::Ko,
+            RefundState::NeedsAttention,
+            None,
+            12_500,
+            "KRW",
+        ),
+        (Language::Th, RefundState::Succeeded, None, 12_500, "THB"),
+    ];
+    let readme = include_str!("../../../README.md");
+    let mut missing = Vec::new();
+    for (language, state, code, value, currency) in cases {
+        let mut refund = record(state, code);
+        refund.amount = Some(Amount::new(value, Currency::parse(currency).unwrap()));
+        refund.original_merchant_refund_id = "REF-1".into();
+        let who = audience(language, 16, 4);
+        let display = catalogue.for_refund(&refund, who);
+        let screen = crate::sim::screen::draw_screen(&display, who.screen);
+        let block = format!("{language} {state}\n{screen}");
+        if !readme.contains(&block) {
+            missing.push(block);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README lacks:\n{}",
+        missing.join("\n\n")
+    );
+}
