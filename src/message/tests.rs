@@ -213,7 +213,7 @@ fn every_rule_names_its_field() {
             Kind::HELLO,
             format!(
                 r#"{{"terminalId":"T1","display":{{"cols":20,"rows":4,"languages":[{}]}}}}"#,
-                vec!["\"en\""; 9].join(",")
+                ["\"en\""; 9].join(",")
             ),
             ErrorCode::FieldTooLong,
             Some("display.languages"),
