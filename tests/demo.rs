@@ -50,7 +50,7 @@ fn the_demo_speaks_japanese() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "cashier texts in ja",
+        "cashier texts in 日本語 (ja)",
         "│返金受付            │",
         "│返金完了            │",
         "│$12.50              │",

@@ -12,6 +12,9 @@
 //! A terminal's language is the one its `[[terminal]]` entry names, else the first
 //! of HELLO's `display.languages` with a catalogue, else English. A screen that
 //! shows only ASCII gets English unless the chosen catalogue is ASCII already.
+//!
+//! A new text is one key in every catalogue file (and, for a state or a reason, its
+//! entry in [`RefundState`] or [`REASONS`]); the tests name any file without it.
 
 mod amount;
 mod language;
@@ -655,12 +658,12 @@ fn fill(template: &str, values: &[(&str, String)]) -> String {
     out
 }
 
-/// The built-in catalogues' names, for documentation and `--help`.
-pub fn catalogue_names() -> Vec<(Language, String)> {
+/// A built-in catalogue's name for its language, in that language (`日本語`).
+pub fn catalogue_name(language: Language) -> String {
     BUILTINS
-        .iter()
-        .map(|(language, builtin)| (*language, builtin.name.clone()))
-        .collect()
+        .get(&language)
+        .map(|b| b.name.clone())
+        .unwrap_or_else(|| language.tag().to_owned())
 }
 
 #[cfg(test)]

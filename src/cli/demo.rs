@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::term::Printer;
 use crate::bridge::limits::Limits;
 use crate::bridge::policy::RetrySettings;
-use crate::bridge::texts::{Language, MessageOverrides};
+use crate::bridge::texts::{Language, MessageOverrides, catalogue_name};
 use crate::config::{Config, LedgerConfig, LogConfig, ShutdownConfig, TerminalConfig};
 use crate::daemon::run::Daemon;
 use crate::ledger::Ledger;
@@ -250,7 +250,8 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     );
     let texts = args.language.unwrap_or(Language::En);
     out.line(&format!(
-        "• terminal emulator DEMO-1 (20×4 display, cashier texts in {texts})\n"
+        "• terminal emulator DEMO-1 (20×4 display, cashier texts in {} ({texts}))\n",
+        catalogue_name(texts)
     ));
     let mut demo = Demo {
         terminal,
