@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::bridge::BridgeSettings;
 use crate::bridge::limits::Limits;
 use crate::bridge::policy::RetrySettings;
-use crate::bridge::texts::MessageOverrides;
+use crate::bridge::texts::{Language, MessageOverrides};
 use crate::provider::ProviderConfig;
 use crate::transport::{DEFAULT_BAUD, TransportConfig, UsbConfig, parse_vid_pid};
 
@@ -91,6 +91,10 @@ pub struct TerminalConfig {
     /// Its bulk OUT endpoint.
     #[serde(default = "default_ep_out")]
     pub usb_endpoint_out: u8,
+    /// The cashier texts' language (`ja`, `zh-Hant`, `fr-CA`, ...); without it the
+    /// terminal's HELLO chooses, else English.
+    #[serde(default)]
+    pub language: Option<Language>,
 }
 
 fn default_baud() -> u32 {
@@ -555,6 +559,14 @@ USD = 50000
                 "ledger.path",
             ),
             (GOOD.replace("[ledger]", "[ledgre]"), 2, "ledgre"),
+            (
+                GOOD.replace(
+                    "device = \"/dev/posterminal0\"",
+                    "device = \"/dev/posterminal0\"\nlanguage = \"tlh\"",
+                ),
+                7,
+                "terminal.language",
+            ),
         ];
         for (text, line, key) in cases {
             let err = Config::parse(&text, "/etc/posbridge/posbridge.toml").unwrap_err();
@@ -653,6 +665,29 @@ USD = 50000
             assert!(err.message.contains(key), "{err}");
             assert!(!err.message.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn languages_and_their_overrides_are_checked() {
+        let text = GOOD.replace(
+            "device = \"/dev/posterminal0\"",
+            "device = \"/dev/posterminal0\"\nlanguage = \"zh-TW\"",
+        );
+        let config = Config::parse(&text, "f").unwrap();
+        assert_eq!(config.terminals[0].language, Some(Language::ZhHant));
+        let err = Config::parse(
+            &GOOD.replace("[ledger]", "language = \"klingon\"\n[ledger]"),
+            "f",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("language"), "{err}");
+        let wrong = format!("{GOOD}[messages.ja.states]\nDONE = [\"x\"]\n");
+        let err = Config::parse(&wrong, "f").unwrap_err();
+        assert!(err.message.contains("messages.ja.states.DONE"), "{err}");
+        assert_eq!(err.line, Some(17), "{err}");
+        let unknown = format!("{GOOD}[messages.tlh.states]\nSUCCEEDED = [\"x\"]\n");
+        let err = Config::parse(&unknown, "f").unwrap_err();
+        assert!(err.message.contains("unknown table `tlh`"), "{err}");
     }
 
     #[test]

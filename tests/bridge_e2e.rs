@@ -45,7 +45,7 @@ async fn a_refund_succeeds_and_the_display_shows_it() {
             display_lines(e).filter(|l| l.first().map(String::as_str) == Some("Refund approved"))
         })
         .await;
-    assert_eq!(screen, vec!["Refund approved", "12.50 USD"]);
+    assert_eq!(screen, vec!["Refund approved", "$12.50"]);
     assert_eq!(w.sim.executed("PAY-1"), 1);
     assert_eq!(
         w.states_seen("REF-1"),

@@ -151,7 +151,7 @@ async fn a_refund_in_flight_is_not_queued_when_the_cloud_goes_away() {
     let release_a = provider.hold("PAY-A");
     let bridge = Bridge::start(ledger, provider.clone(), BridgeSettings::default());
     let (bridge_end, terminal_end) = tokio::io::duplex(64 * 1024);
-    bridge.serve("line", OneShot::new(bridge_end), None, None);
+    bridge.serve("line", OneShot::new(bridge_end), None, None, None);
     let identity = TerminalIdentity::default();
     let (terminal, mut events) = Terminal::start(&identity, None, None, OneShot::new(terminal_end));
     let mut heard = HashMap::new();

@@ -50,5 +50,13 @@ fn the_commented_alternatives_parse_too() {
         Config::parse(&uncommented, "example").unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     assert_eq!(config.terminals.len(), 2);
     assert_eq!(config.limits.per_refund.get("USD"), Some(&50000));
-    assert!(config.messages.states.contains_key("SUCCEEDED"));
+    assert!(config.messages.all.states.contains_key("SUCCEEDED"));
+    assert!(config.messages.all.reasons.contains_key("BALANCE_LOW"));
+    let japanese = posbridge::bridge::texts::Language::Ja;
+    assert!(
+        config.messages.languages[&japanese]
+            .states
+            .contains_key("SUCCEEDED")
+    );
+    assert_eq!(config.terminals[0].language, Some(japanese));
 }

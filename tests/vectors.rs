@@ -132,3 +132,20 @@ fn message_vectors_are_accepted_or_refused_by_name() {
         assert_eq!(err.field.as_deref(), v["field"].as_str(), "{name}: {err}");
     }
 }
+
+/// Display widths (SPEC §6.6), as the generator computed them from Python's own
+/// Unicode database, against the fitter's measure.
+#[test]
+fn width_vectors_measure_the_same() {
+    let vectors = load("widths.json");
+    for v in list(&vectors, "widths.json") {
+        let line = text(v, "text");
+        for (key, wide) in [("columns", false), ("columnsAmbiguousWide", true)] {
+            assert_eq!(
+                Some(posbridge::message::text_width(line, wide) as u64),
+                v[key].as_u64(),
+                "{line:?} {key}"
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ implementation against them.
 import json
 import os
 import sys
+import unicodedata
 
 sys.path.insert(0, os.path.dirname(__file__))
 import posbridge_wire as w  # noqa: E402
@@ -52,6 +53,10 @@ def frames():
     v.append(frame_vector("hello", "HELLO opening a session, the terminal's first HELLO transmission (seq 1)", 0x10, 1,
                           j({"terminalId": "TERM-1", "model": "M400", "firmware": "2.4.1", "protocolVersion": 1,
                              "display": {"cols": 20, "rows": 4}})))
+    v.append(frame_vector("hello_display_languages",
+                          "HELLO of a 16x4 terminal that can draw Japanese and English (SPEC 6.1)", 0x10, 2,
+                          j({"terminalId": "TERM-2", "display": {"cols": 16, "rows": 4, "charset": "utf-8",
+                                                                 "languages": ["ja", "en"]}})))
     v.append(frame_vector("welcome", "WELCOME, the bridge's first data frame of the session (seq 0)", 0x11, 0,
                           j({"bridgeVersion": "0.1.0", "online": True, "queued": 0, "time": "2026-11-24T18:00:00Z"})))
     v.append(frame_vector("refund", "REFUND of 12.50 USD, the terminal's first data frame after HELLO seq 1", 0x20, 2,
@@ -158,6 +163,22 @@ def messages():
         {"name": "inquiry", "kind": 0x22, "payload": {"originalMerchantRefundId": "REF-1"},
          "parsed": {"originalMerchantRefundId": "REF-1"}},
         {"name": "status", "kind": 0x40, "payload": {}, "parsed": {}},
+        {"name": "hello_display_full", "kind": 0x10,
+         "payload": {"terminalId": "T1", "display": {"cols": 16, "rows": 4, "charset": "utf-8",
+                                                     "languages": ["zh-Hant", "en"], "ambiguousWidth": 2}},
+         "parsed": {"terminalId": "T1", "protocolVersion": 1,
+                    "display": {"cols": 16, "rows": 4, "charset": "utf-8",
+                                "languages": ["zh-Hant", "en"], "ambiguousWidth": 2}}},
+        {"name": "hello_display_ascii_any_case", "kind": 0x10,
+         "payload": {"terminalId": "T1", "display": {"cols": 20, "rows": 2, "charset": "ASCII"}},
+         "parsed": {"terminalId": "T1", "protocolVersion": 1,
+                    "display": {"cols": 20, "rows": 2, "charset": "ascii"}}},
+        {"name": "display_wide_line", "kind": 0x30,
+         "payload": {"lines": ["\u8fd4" * 40], "tone": "ok"},
+         "parsed": {"lines": ["\u8fd4" * 40], "tone": "ok"}},
+        {"name": "display_decomposed_line", "kind": 0x30,
+         "payload": {"lines": ["e\u0301" * 80], "tone": "info"},
+         "parsed": {"lines": ["e\u0301" * 80], "tone": "info"}},
     ]
     invalid = [
         {"name": "not_json", "kind": 0x20, "payloadText": "refund please", "code": "INVALID_JSON", "field": None},
@@ -194,12 +215,56 @@ def messages():
          "code": "UNSUPPORTED_VERSION", "field": "protocolVersion"},
         {"name": "hello_display_zero", "kind": 0x10, "payload": {"terminalId": "T1", "display": {"cols": 0, "rows": 4}},
          "code": "INVALID_FIELD", "field": "display.cols"},
+        {"name": "hello_charset_unknown", "kind": 0x10,
+         "payload": {"terminalId": "T1", "display": {"cols": 20, "rows": 4, "charset": "latin-1"}},
+         "code": "INVALID_FIELD", "field": "display.charset"},
+        {"name": "hello_languages_not_a_list", "kind": 0x10,
+         "payload": {"terminalId": "T1", "display": {"cols": 20, "rows": 4, "languages": "ja"}},
+         "code": "INVALID_FIELD", "field": "display.languages"},
+        {"name": "hello_language_not_a_tag", "kind": 0x10,
+         "payload": {"terminalId": "T1", "display": {"cols": 20, "rows": 4, "languages": ["ja", "zh Hant"]}},
+         "code": "INVALID_FIELD", "field": "display.languages[1]"},
+        {"name": "hello_too_many_languages", "kind": 0x10,
+         "payload": {"terminalId": "T1", "display": {"cols": 20, "rows": 4, "languages": ["en"] * 9}},
+         "code": "FIELD_TOO_LONG", "field": "display.languages"},
+        {"name": "hello_ambiguous_width_3", "kind": 0x10,
+         "payload": {"terminalId": "T1", "display": {"cols": 20, "rows": 4, "ambiguousWidth": 3}},
+         "code": "INVALID_FIELD", "field": "display.ambiguousWidth"},
+        {"name": "display_line_too_wide", "kind": 0x30,
+         "payload": {"lines": ["\u8fd4" * 41], "tone": "ok"},
+         "code": "FIELD_TOO_LONG", "field": "lines[0]"},
         {"name": "unknown_kind", "kind": 0x23, "payload": {}, "code": "UNKNOWN_KIND", "field": None},
         {"name": "wrong_direction", "kind": 0x11, "direction": "toBridge",
          "payload": {"bridgeVersion": "1", "online": True, "queued": 0, "time": "2026-11-24T18:00:00Z"},
          "code": "UNEXPECTED_KIND", "field": None},
     ]
     return {"valid": valid, "invalid": invalid}
+
+
+def char_width(c, ambiguous_wide):
+    """SPEC 6.6 from Python's own Unicode database: 0 for marks, format characters
+    and conjoining Hangul vowels and finals, 2 for wide and fullwidth (and for
+    ambiguous ones other than letters and modifier symbols where the display draws
+    them wide), 1 otherwise."""
+    category = unicodedata.category(c)
+    if category in ("Mn", "Me", "Cf") or 0x1160 <= ord(c) <= 0x11FF:
+        return 0
+    eaw = unicodedata.east_asian_width(c)
+    if eaw in ("W", "F"):
+        return 2
+    if eaw == "A" and ambiguous_wide and not category.startswith("L") and category != "Sk":
+        return 2
+    return 1
+
+
+def widths():
+    texts = ["Refund approved", "\u8fd4\u91d1\u5b8c\u4e86", "Mu\u0308ller", "\uffe51,250",
+             "\ud658\ubd88 \uc644\ub8cc", "\u1100\u1161\u11a8", "\u0e04\u0e37\u0e19\u0e40\u0e07\u0e34\u0e19\u0e2a\u0e33\u0e40\u0e23\u0e47\u0e08",
+             "12,50\u00a0$", "\u2026", "25\u00b0C", "\uff32\uff45\uff46\uff55\uff4e\uff44",
+             "\uff8d\uff9d\uff77\uff9d", "Rembours\u00e9", "\u300c\u8fd4\u91d1\u300d\u3002"]
+    return [{"text": t,
+             "columns": sum(char_width(c, False) for c in t),
+             "columnsAmbiguousWide": sum(char_width(c, True) for c in t)} for t in texts]
 
 
 def write(name, obj):
@@ -216,3 +281,4 @@ if __name__ == "__main__":
     write("damaged.json", damaged())
     write("streams.json", streams())
     write("messages.json", messages())
+    write("widths.json", widths())

@@ -32,13 +32,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ledger::{LedgerHandle, RefundRecord};
 use crate::link::{Connector, Tracer};
-use crate::message::{DisplaySize, Message};
+use crate::message::Message;
 use crate::provider::Provider;
 use crate::provider::antom::notify::NotifyDelivery;
 
 use limits::Limits;
 use policy::{ProviderTraits, RetrySettings};
-use texts::{Catalogue, MessageOverrides};
+use texts::{Audience, Catalogue, Language, MessageOverrides};
 
 /// The bridge's behaviour settings from the configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -109,7 +109,7 @@ enum Out {
 struct SessionEntry {
     session: u64,
     out: mpsc::UnboundedSender<Outgoing>,
-    display: DisplaySize,
+    audience: Audience,
     /// Refunds whose final state is on its way, so sweeps do not send it twice.
     pending_finals: Arc<Mutex<HashSet<i64>>>,
 }
@@ -305,13 +305,15 @@ impl Bridge {
     }
 
     /// Serves one terminal line, named `label` in logs and metrics, reopened by
-    /// `connector` after every unplug, until the bridge stops.
+    /// `connector` after every unplug, until the bridge stops. `language` is the
+    /// line's configured catalogue; without one the terminal's HELLO chooses.
     pub fn serve(
         &self,
         label: &str,
         connector: impl Connector,
         baud: Option<u32>,
         tracer: Option<Tracer>,
+        language: Option<Language>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(session::serve(
             self.clone(),
@@ -319,6 +321,7 @@ impl Bridge {
             connector,
             baud,
             tracer,
+            language,
         ))
     }
 
@@ -397,7 +400,7 @@ impl Bridge {
         {
             pending.insert(refund.id);
         }
-        let display = Message::Display(self.inner.catalogue.for_refund(refund, entry.display));
+        let display = Message::Display(self.inner.catalogue.for_refund(refund, entry.audience));
         let _ = entry.out.send(Outgoing {
             session: entry.session,
             what: Out::Update(Box::new(refund.clone()), display),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::limits::over_daily;
+use super::texts::{Audience, Language};
 use super::{Bridge, Out, Outgoing, SessionEntry, now_ms};
 use crate::ledger::{AcceptPolicy, Acceptance, NewRefund, RefundRecord};
 use crate::link::{
@@ -21,8 +22,7 @@ use crate::link::{
     Tracer,
 };
 use crate::message::{
-    Direction, DisplaySize, ErrorCode, ErrorMessage, Hello, Message, Refund, RefundUpdate,
-    StatusReport, Welcome,
+    Direction, ErrorCode, ErrorMessage, Hello, Message, Refund, RefundUpdate, StatusReport, Welcome,
 };
 use crate::message::{Invalid, limits};
 use crate::sim::link_test::now_rfc3339;
@@ -34,7 +34,7 @@ use bytes::Bytes;
 struct Terminal {
     id: String,
     session: u64,
-    display: DisplaySize,
+    audience: Audience,
 }
 
 /// How often final states not yet acknowledged are offered again.
@@ -47,6 +47,7 @@ pub(super) async fn serve(
     connector: impl Connector,
     baud: Option<u32>,
     tracer: Option<Tracer>,
+    language: Option<Language>,
 ) {
     let mut config = LinkConfig::new(Role::Bridge, baud);
     config.tracer = tracer;
@@ -92,6 +93,7 @@ pub(super) async fn serve(
                     tx: &out_tx,
                     pending: &pending,
                     current: &current,
+                    language,
                 };
                 handle(&bridge, &line, &mut terminal, delivery).await;
             }
@@ -118,6 +120,8 @@ struct Line<'a> {
     pending: &'a Arc<Mutex<std::collections::HashSet<i64>>>,
     /// The terminal session now on the line (0: none).
     current: &'a Arc<AtomicU64>,
+    /// The line's configured language.
+    language: Option<Language>,
 }
 
 impl Line<'_> {
@@ -137,7 +141,7 @@ fn say(out: &Line, message: Message) {
 fn refuse(
     bridge: &Bridge,
     out: &Line<'_>,
-    display: DisplaySize,
+    audience: Audience,
     code: ErrorCode,
     detail: &str,
     reference: Option<String>,
@@ -146,7 +150,7 @@ fn refuse(
     let screen = bridge
         .inner
         .catalogue
-        .for_error(code, detail, reference.as_deref(), display);
+        .for_error(code, detail, reference.as_deref(), audience);
     say(
         out,
         Message::Error(ErrorMessage::new(code, detail, reference)),
@@ -200,7 +204,7 @@ async fn handle(
     delivery: Delivery,
 ) {
     let arrived = Instant::now();
-    let display = terminal.as_ref().map(|t| t.display).unwrap_or_default();
+    let audience = terminal.as_ref().map(|t| t.audience).unwrap_or_default();
     let message = match Message::parse_from(Direction::ToBridge, delivery.kind, &delivery.payload) {
         Ok(message) => message,
         Err(invalid) => {
@@ -209,7 +213,7 @@ async fn handle(
             refuse(
                 bridge,
                 out,
-                display,
+                audience,
                 invalid.code,
                 &invalid.to_string(),
                 reference,
@@ -227,7 +231,7 @@ async fn handle(
                 return refuse(
                     bridge,
                     out,
-                    display,
+                    audience,
                     ErrorCode::UnexpectedKind,
                     "send a valid HELLO first",
                     None,
@@ -241,7 +245,7 @@ async fn handle(
                 return refuse(
                     bridge,
                     out,
-                    display,
+                    audience,
                     ErrorCode::UnexpectedKind,
                     "send a valid HELLO first",
                     None,
@@ -256,11 +260,11 @@ async fn handle(
                 .call(move |l| l.find(&terminal_id, &lookup_id))
                 .await
             {
-                Ok(Some(refund)) => send_update(bridge, out, &refund, t.display),
+                Ok(Some(refund)) => send_update(bridge, out, &refund, t.audience),
                 Ok(None) => refuse(
                     bridge,
                     out,
-                    t.display,
+                    t.audience,
                     ErrorCode::UnknownRefund,
                     &format!("no refund {id} from this terminal"),
                     Some(id),
@@ -270,7 +274,7 @@ async fn handle(
                     refuse(
                         bridge,
                         out,
-                        t.display,
+                        t.audience,
                         ErrorCode::InternalError,
                         "the ledger cannot be read; ask again",
                         Some(id),
@@ -314,8 +318,8 @@ async fn queued_count(bridge: &Bridge) -> u32 {
     }
 }
 
-fn send_update(bridge: &Bridge, out: &Line, refund: &RefundRecord, display: DisplaySize) {
-    let screen = Message::Display(bridge.inner.catalogue.for_refund(refund, display));
+fn send_update(bridge: &Bridge, out: &Line, refund: &RefundRecord, audience: Audience) {
+    let screen = Message::Display(bridge.inner.catalogue.for_refund(refund, audience));
     out.send(Out::Update(Box::new(refund.clone()), screen));
 }
 
@@ -332,12 +336,16 @@ async fn hello_received(
     let t = Terminal {
         id: hello.terminal_id.clone(),
         session,
-        display: hello.display,
+        audience: bridge
+            .inner
+            .catalogue
+            .audience(&hello.terminal_id, out.language, &hello.display),
     };
     tracing::info!(
         terminal = %t.id,
         model = hello.model.as_deref().unwrap_or("?"),
         firmware = hello.firmware.as_deref().unwrap_or("?"),
+        language = %t.audience.language,
         "terminal connected"
     );
     if let Ok(mut sessions) = bridge.inner.sessions.lock() {
@@ -346,7 +354,7 @@ async fn hello_received(
             SessionEntry {
                 session,
                 out: out.tx.clone(),
-                display: t.display,
+                audience: t.audience,
                 pending_finals: out.pending.clone(),
             },
         );
@@ -394,7 +402,7 @@ async fn refund_received(
             return refuse(
                 bridge,
                 out,
-                t.display,
+                t.audience,
                 ErrorCode::LimitExceeded,
                 &over.0,
                 Some(id),
@@ -445,7 +453,7 @@ async fn refund_received(
             if let Ok(mut arrivals) = bridge.inner.arrivals.lock() {
                 arrivals.insert(refund.id, arrived);
             }
-            send_update(bridge, out, &refund, t.display);
+            send_update(bridge, out, &refund, t.audience);
             if waits_for_earlier {
                 bridge.inner.wake.notify_one();
             } else {
@@ -454,12 +462,12 @@ async fn refund_received(
         }
         Ok(Acceptance::Duplicate(existing)) => {
             tracing::info!(terminal = %t.id, refund = %id, "repeated REFUND answered from the ledger");
-            send_update(bridge, out, &existing, t.display);
+            send_update(bridge, out, &existing, t.audience);
         }
         Ok(Acceptance::Mismatch(existing)) => refuse(
             bridge,
             out,
-            t.display,
+            t.audience,
             ErrorCode::DuplicateMismatch,
             &format!(
                 "refund {id} was recorded before with other details (payment {}, {}); use a new id",
@@ -476,7 +484,7 @@ async fn refund_received(
             refuse(
                 bridge,
                 out,
-                t.display,
+                t.audience,
                 ErrorCode::LimitExceeded,
                 &over.0,
                 Some(id),
@@ -487,7 +495,7 @@ async fn refund_received(
             refuse(
                 bridge,
                 out,
-                t.display,
+                t.audience,
                 ErrorCode::InternalError,
                 "the refund could not be recorded; nothing was sent, send it again",
                 Some(id),
@@ -532,7 +540,7 @@ async fn redeliver(bridge: &Bridge, terminal_id: &str) {
             .unwrap_or(false);
         if fresh {
             let screen =
-                Message::Display(bridge.inner.catalogue.for_refund(&refund, entry.display));
+                Message::Display(bridge.inner.catalogue.for_refund(&refund, entry.audience));
             let _ = entry.out.send(Outgoing {
                 session: entry.session,
                 what: Out::Update(Box::new(refund), screen),

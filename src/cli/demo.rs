@@ -17,11 +17,11 @@ use tokio::sync::mpsc;
 use super::term::Printer;
 use crate::bridge::limits::Limits;
 use crate::bridge::policy::RetrySettings;
-use crate::bridge::texts::MessageOverrides;
+use crate::bridge::texts::{Language, MessageOverrides, catalogue_name};
 use crate::config::{Config, LedgerConfig, LogConfig, ShutdownConfig, TerminalConfig};
 use crate::daemon::run::Daemon;
 use crate::ledger::Ledger;
-use crate::message::{DisplaySize, Message, Refund, RefundState};
+use crate::message::{DisplayInfo, Message, Refund, RefundState};
 use crate::money::{Amount, Currency};
 use crate::provider::ProviderConfig;
 use crate::sim::cloud::{CloudSim, demo};
@@ -38,12 +38,16 @@ removed at the end (keep it with --keep).
 
 Examples:
   posbridge demo
+  posbridge demo --language ja
   posbridge demo --keep"
 )]
 pub struct DemoArgs {
     /// Keep the scratch directory (ledger, configuration) and print where it is.
     #[arg(long)]
     keep: bool,
+    /// The cashier texts' language: en, zh-Hans, zh-Hant, ja, ko, th, ms, id or fr-CA.
+    #[arg(long, value_name = "LANG")]
+    language: Option<Language>,
 }
 
 /// How long the demo waits for any one step.
@@ -151,9 +155,13 @@ pub async fn run(args: DemoArgs) -> ExitCode {
 
 async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     let scratch = tempfile_dir()?;
+    let display = DisplayInfo {
+        languages: args.language.iter().map(|l| l.tag().to_owned()).collect(),
+        ..DisplayInfo::default()
+    };
     let out = Printer {
         json: false,
-        size: DisplaySize::default(),
+        size: display.screen(),
     };
     out.line("posbridge demo — the bridge between a payment terminal and the provider's cloud,");
     out.line("with a simulated cloud, a virtual serial cable and an emulated terminal.\n");
@@ -208,6 +216,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
             usb_interface: 0,
             usb_endpoint_in: 0x81,
             usb_endpoint_out: 0x01,
+            language: args.language,
         }],
         provider,
         retry: RetrySettings {
@@ -229,6 +238,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     // The terminal.
     let identity = TerminalIdentity {
         terminal_id: "DEMO-1".into(),
+        display,
         ..TerminalIdentity::default()
     };
     let (terminal, events) = Terminal::start(
@@ -240,7 +250,11 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
             Duration::from_millis(100),
         ),
     );
-    out.line("• terminal emulator DEMO-1 (20×4 display)\n");
+    let texts = args.language.unwrap_or(Language::En);
+    out.line(&format!(
+        "• terminal emulator DEMO-1 (20×4 display, cashier texts in {} ({texts}))\n",
+        catalogue_name(texts)
+    ));
     let mut demo = Demo {
         terminal,
         events,

@@ -16,7 +16,9 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use crate::link::{TraceDirection, Tracer};
-use crate::message::{DisplaySize, Inquiry, Message, Refund, RefundState, Status, limits};
+use crate::message::{
+    DisplayCharset, DisplayInfo, Inquiry, Message, Refund, RefundState, Screen, Status, limits,
+};
 use crate::money::{Amount, Currency};
 use crate::sim::screen::{draw_screen, trace_line};
 use crate::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
@@ -28,6 +30,7 @@ use crate::wire::{Inbound, Kind};
 #[command(after_help = "Examples:
   posbridge term /dev/pts/5 --refund PAY-1 --amount 1250 --currency USD --id REF-1
   posbridge term /dev/posterminal0 --inquire REF-1
+  posbridge term /dev/pts/5 --cols 16 --languages ja --refund PAY-1 --amount 1250 --currency JPY
   posbridge term /tmp/posterminal --trace          (interactive; type `help`)
   printf 'refund PAY-1 500 EUR REF-2\\nstatus\\n' | posbridge term /dev/pts/5 --json
 
@@ -42,12 +45,19 @@ pub struct TermArgs {
     /// The terminalId sent in HELLO.
     #[arg(long, default_value = "TERM-1")]
     terminal_id: String,
-    /// Display width declared in HELLO, in characters (1-80).
+    /// Display width declared in HELLO, in display columns (1-80).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=80))]
     cols: u16,
     /// Display height declared in HELLO, in lines (1-16).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
     rows: u16,
+    /// What the display can draw, declared in HELLO (`ascii`: printable ASCII only).
+    #[arg(long, value_enum)]
+    charset: Option<CharsetArg>,
+    /// Languages the display can draw, declared in HELLO, preferred first
+    /// (BCP 47 tags, comma-separated: `ja,en`).
+    #[arg(long, value_delimiter = ',', value_name = "TAGS")]
+    languages: Vec<String>,
     /// Hex-dump every frame in both directions with its meaning (to standard error).
     #[arg(long)]
     trace: bool,
@@ -81,6 +91,16 @@ pub struct TermArgs {
     /// How long to wait for answers, in seconds.
     #[arg(long, default_value_t = 30)]
     wait: u64,
+}
+
+/// `--charset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CharsetArg {
+    /// Any Unicode text.
+    #[value(name = "utf-8")]
+    Utf8,
+    /// Printable ASCII only.
+    Ascii,
 }
 
 /// How far to follow a refund.
@@ -137,9 +157,13 @@ pub async fn run(args: TermArgs) -> ExitCode {
     };
     let identity = TerminalIdentity {
         terminal_id: args.terminal_id.clone(),
-        display: DisplaySize {
-            cols: args.cols,
-            rows: args.rows,
+        display: DisplayInfo {
+            charset: args.charset.map(|c| match c {
+                CharsetArg::Utf8 => DisplayCharset::Utf8,
+                CharsetArg::Ascii => DisplayCharset::Ascii,
+            }),
+            languages: args.languages.clone(),
+            ..DisplayInfo::size(args.cols, args.rows)
         },
         ..TerminalIdentity::default()
     };
@@ -147,7 +171,7 @@ pub async fn run(args: TermArgs) -> ExitCode {
         Kind::HELLO,
         &Message::Hello(identity.hello()).to_frame_payload(),
     ) {
-        eprintln!("posbridge term: --terminal-id: {e}");
+        eprintln!("posbridge term: --terminal-id or --languages: {e}");
         return ExitCode::from(2);
     }
     let transport = TransportConfig::Serial {
@@ -164,7 +188,7 @@ pub async fn run(args: TermArgs) -> ExitCode {
     let mut session = Session {
         out: Printer {
             json: args.json,
-            size: identity.display,
+            size: identity.display.screen(),
         },
         terminal,
         events,
@@ -284,7 +308,7 @@ fn parse_line(line: &str) -> Result<Option<Request>, String> {
 /// Prints what a terminal sends and receives, as text or JSON lines.
 pub(super) struct Printer {
     pub(super) json: bool,
-    pub(super) size: DisplaySize,
+    pub(super) size: Screen,
 }
 
 impl Printer {

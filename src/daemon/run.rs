@@ -51,6 +51,7 @@ impl Daemon {
                 Reopen::new(transport, REOPEN_EVERY),
                 baud,
                 None,
+                terminal.language,
             );
         }
         let notify = match &config.provider {

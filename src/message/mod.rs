@@ -3,7 +3,8 @@
 //! [`Message::parse`] turns a data frame's kind and payload into a [`Message`] or an
 //! [`Invalid`] that names the offending field and the ERROR code to answer with;
 //! [`Message::to_frame_payload`] goes the other way. Unknown JSON fields are ignored
-//! so that newer terminals can add fields without breaking older bridges.
+//! so that newer terminals can add fields without breaking older bridges. The
+//! [`fit_lines`] fits text to a terminal's screen by display columns.
 
 mod display;
 mod types;
@@ -11,10 +12,10 @@ mod validate;
 
 use bytes::Bytes;
 
-pub use display::fit_lines;
+pub use display::{Fitted, Screen, cluster_width, fit, fit_lines, is_hidden, text_width};
 pub use types::{
-    Display, DisplaySize, ErrorMessage, Hello, Inquiry, Refund, RefundState, RefundUpdate, Status,
-    StatusReport, Tone, Welcome, limits,
+    Display, DisplayCharset, DisplayInfo, ErrorMessage, Hello, Inquiry, Refund, RefundState,
+    RefundUpdate, Status, StatusReport, Tone, Welcome, limits,
 };
 pub use validate::{ErrorCode, Invalid};
 

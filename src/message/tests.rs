@@ -191,6 +191,46 @@ fn every_rule_names_its_field() {
             Some("display.rows"),
         ),
         (
+            Kind::HELLO,
+            r#"{"terminalId":"T1","display":{"cols":20,"rows":4,"charset":"latin-1"}}"#.into(),
+            ErrorCode::InvalidField,
+            Some("display.charset"),
+        ),
+        (
+            Kind::HELLO,
+            r#"{"terminalId":"T1","display":{"cols":20,"rows":4,"languages":"ja"}}"#.into(),
+            ErrorCode::InvalidField,
+            Some("display.languages"),
+        ),
+        (
+            Kind::HELLO,
+            r#"{"terminalId":"T1","display":{"cols":20,"rows":4,"languages":["ja","zh Hant"]}}"#
+                .into(),
+            ErrorCode::InvalidField,
+            Some("display.languages[1]"),
+        ),
+        (
+            Kind::HELLO,
+            format!(
+                r#"{{"terminalId":"T1","display":{{"cols":20,"rows":4,"languages":[{}]}}}}"#,
+                ["\"en\""; 9].join(",")
+            ),
+            ErrorCode::FieldTooLong,
+            Some("display.languages"),
+        ),
+        (
+            Kind::HELLO,
+            r#"{"terminalId":"T1","display":{"cols":20,"rows":4,"ambiguousWidth":3}}"#.into(),
+            ErrorCode::InvalidField,
+            Some("display.ambiguousWidth"),
+        ),
+        (
+            Kind::DISPLAY,
+            format!(r#"{{"lines":["{}"],"tone":"ok"}}"#, "返".repeat(41)),
+            ErrorCode::FieldTooLong,
+            Some("lines[0]"),
+        ),
+        (
             Kind::INQUIRY,
             "{}".into(),
             ErrorCode::MissingField,
@@ -258,7 +298,19 @@ fn every_message_round_trips() {
             model: Some("M400".into()),
             firmware: None,
             protocol_version: 1,
-            display: DisplaySize { cols: 16, rows: 2 },
+            display: DisplayInfo::size(16, 2),
+        }),
+        Message::Hello(Hello {
+            terminal_id: "T2".into(),
+            model: None,
+            firmware: None,
+            protocol_version: 1,
+            display: DisplayInfo {
+                charset: Some(DisplayCharset::Ascii),
+                languages: vec!["ja".into(), "en-US".into()],
+                ambiguous_width: Some(2),
+                ..DisplayInfo::size(20, 4)
+            },
         }),
         Message::Welcome(Welcome {
             bridge_version: "0.1.0".into(),
@@ -315,4 +367,47 @@ fn reference_is_found_in_invalid_refunds() {
         Some("R-9".into())
     );
     assert_eq!(Message::reference_in(b"nope"), None);
+}
+
+#[test]
+fn hello_declares_what_its_display_can_draw() {
+    let m = Message::parse(
+        Kind::HELLO,
+        br#"{"terminalId":"T1","display":{"cols":16,"rows":4,"charset":"ASCII","languages":["th","en"],"ambiguousWidth":2}}"#,
+    )
+    .unwrap();
+    let Message::Hello(hello) = m else {
+        panic!("{m:?}")
+    };
+    assert_eq!(hello.display.charset, Some(DisplayCharset::Ascii));
+    assert_eq!(hello.display.languages, vec!["th", "en"]);
+    let screen = hello.display.screen();
+    assert_eq!((screen.cols, screen.rows), (16, 4));
+    assert!(screen.wide_ambiguous);
+    // Old terminals: the display as before, and nothing new when it is sent back.
+    let old = Message::parse(
+        Kind::HELLO,
+        br#"{"terminalId":"T1","display":{"cols":16,"rows":2}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        &old.to_frame_payload()[..],
+        br#"{"terminalId":"T1","protocolVersion":1,"display":{"cols":16,"rows":2}}"#
+    );
+}
+
+#[test]
+fn display_lines_are_limited_in_columns_not_characters() {
+    // 80 decomposed letters are 160 characters but 80 columns: a full line.
+    let decomposed = "e\u{301}".repeat(80);
+    let payload = serde_json::json!({"lines": [decomposed], "tone": "info"}).to_string();
+    assert!(Message::parse(Kind::DISPLAY, payload.as_bytes()).is_ok());
+    // 40 ideographs are 80 columns; 41 are too wide.
+    let payload = serde_json::json!({"lines": ["返".repeat(40)], "tone": "info"}).to_string();
+    assert!(Message::parse(Kind::DISPLAY, payload.as_bytes()).is_ok());
+    let err = refused(
+        Kind::DISPLAY,
+        &serde_json::json!({"lines": ["返".repeat(41)], "tone": "info"}).to_string(),
+    );
+    assert!(err.to_string().contains("82"), "{err}");
 }

@@ -5,10 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::display::Screen;
 use super::validate::{Charset, ErrorCode, Fields, Invalid};
 use crate::money::Amount;
 
-/// Limits of the specification (SPEC §5), in characters unless said otherwise.
+/// Limits of the specification (SPEC §6), in characters unless said otherwise.
 pub mod limits {
     /// `terminalId`.
     pub const TERMINAL_ID: usize = 32;
@@ -28,21 +29,110 @@ pub mod limits {
     pub const MAX_COLS: i64 = 80;
     /// Tallest display a terminal may declare.
     pub const MAX_ROWS: i64 = 16;
+    /// Entries of `display.languages`.
+    pub const LANGUAGES: usize = 8;
+    /// One language tag of `display.languages`.
+    pub const LANGUAGE_TAG: usize = 35;
 }
 
-/// A terminal's display size, from HELLO.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DisplaySize {
-    /// Characters per line, 1..=80.
+/// The characters a terminal's display can draw (HELLO `display.charset`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DisplayCharset {
+    /// Any Unicode text, laid out by display columns.
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// Printable ASCII only (`0x20`–`0x7E`).
+    #[serde(rename = "ascii")]
+    Ascii,
+}
+
+/// A terminal's display as HELLO declares it: its size, and optionally what it can
+/// draw. Terminals that declare only the size are shown UTF-8 text in English.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisplayInfo {
+    /// Display columns per line, 1..=80.
     pub cols: u16,
     /// Lines, 1..=16.
     pub rows: u16,
+    /// What it can draw; absent means UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub charset: Option<DisplayCharset>,
+    /// Languages it has fonts for, as BCP 47 tags, the preferred first.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub languages: Vec<String>,
+    /// Columns an East Asian ambiguous-width character takes, 1 or 2; absent lets
+    /// the bridge assume 2 for Chinese, Japanese and Korean text and 1 otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ambiguous_width: Option<u8>,
 }
 
-impl Default for DisplaySize {
-    /// A 4-line, 20-column character display, assumed when HELLO declares none.
-    fn default() -> DisplaySize {
-        DisplaySize { cols: 20, rows: 4 }
+impl Default for DisplayInfo {
+    /// A 4-line, 20-column display, assumed when HELLO declares none.
+    fn default() -> DisplayInfo {
+        DisplayInfo::size(20, 4)
+    }
+}
+
+impl DisplayInfo {
+    /// A display that declares only its size.
+    pub fn size(cols: u16, rows: u16) -> DisplayInfo {
+        DisplayInfo {
+            cols,
+            rows,
+            charset: None,
+            languages: Vec::new(),
+            ambiguous_width: None,
+        }
+    }
+
+    /// The screen text is fitted to; ambiguous characters are narrow unless the
+    /// terminal said they are wide.
+    pub fn screen(&self) -> Screen {
+        Screen {
+            cols: self.cols,
+            rows: self.rows,
+            charset: self.charset.unwrap_or_default(),
+            wide_ambiguous: self.ambiguous_width == Some(2),
+        }
+    }
+
+    fn read(d: &Fields) -> Result<DisplayInfo, Invalid> {
+        let cols = d.int("cols", 1..=limits::MAX_COLS)? as u16;
+        let rows = d.int("rows", 1..=limits::MAX_ROWS)? as u16;
+        let charset = match d.opt_text("charset", 16, Charset::Id)? {
+            None => None,
+            Some(name) if name.eq_ignore_ascii_case("utf-8") => Some(DisplayCharset::Utf8),
+            Some(name) if name.eq_ignore_ascii_case("ascii") => Some(DisplayCharset::Ascii),
+            Some(_) => return Err(d.invalid("charset", "must be utf-8 or ascii")),
+        };
+        let languages = d
+            .opt_strings(
+                "languages",
+                limits::LANGUAGES,
+                limits::LANGUAGE_TAG,
+                Charset::Id,
+            )?
+            .unwrap_or_default();
+        for (i, tag) in languages.iter().enumerate() {
+            if !tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(d.invalid(
+                    &format!("languages[{i}]"),
+                    "must be a BCP 47 language tag (letters, digits and hyphens), such as ja or zh-Hant",
+                ));
+            }
+        }
+        Ok(DisplayInfo {
+            cols,
+            rows,
+            charset,
+            languages,
+            ambiguous_width: d.opt_int("ambiguousWidth", 1..=2)?.map(|w| w as u8),
+        })
     }
 }
 
@@ -61,7 +151,7 @@ pub struct Hello {
     /// The link protocol version the terminal speaks; 1.
     pub protocol_version: u8,
     /// The terminal's display.
-    pub display: DisplaySize,
+    pub display: DisplayInfo,
 }
 
 impl Hello {
@@ -78,11 +168,8 @@ impl Hello {
             });
         }
         let display = match f.opt_object("display")? {
-            None => DisplaySize::default(),
-            Some(d) => DisplaySize {
-                cols: d.int("cols", 1..=limits::MAX_COLS)? as u16,
-                rows: d.int("rows", 1..=limits::MAX_ROWS)? as u16,
-            },
+            None => DisplayInfo::default(),
+            Some(d) => DisplayInfo::read(&d)?,
         };
         Ok(Hello {
             terminal_id,
@@ -312,7 +399,7 @@ pub enum Tone {
 /// DISPLAY (0x30, bridge → terminal): lines for the terminal's screen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Display {
-    /// At most the terminal's `rows` lines, each at most its `cols` characters.
+    /// At most the terminal's `rows` lines, each at most its `cols` display columns.
     pub lines: Vec<String>,
     /// The tone.
     pub tone: Tone,

@@ -10,6 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::display::text_width;
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 
 /// The codes an ERROR message carries (SPEC §6).
@@ -175,6 +176,11 @@ impl<'a> Fields<'a> {
         Invalid::field(ErrorCode::MissingField, &self.path(name), "is required")
     }
 
+    /// `INVALID_FIELD` for `name`, with what it must be.
+    pub(crate) fn invalid(&self, name: &str, detail: impl Into<String>) -> Invalid {
+        Invalid::field(ErrorCode::InvalidField, &self.path(name), detail)
+    }
+
     fn wrong_type(&self, name: &str, expected: &str, got: &Value) -> Invalid {
         Invalid::field(
             ErrorCode::InvalidField,
@@ -303,12 +309,12 @@ impl<'a> Fields<'a> {
             .map_err(|e| Invalid::field(ErrorCode::AmountOutOfRange, &value_path, e.to_string()))
     }
 
-    /// An optional array of text lines.
-    pub(crate) fn opt_lines(
+    /// An optional array of at most `max_items` strings, each checked by `check`.
+    fn opt_array(
         &self,
         name: &str,
-        max_lines: usize,
-        max_chars: usize,
+        max_items: usize,
+        check: impl Fn(&str, &str) -> Result<(), Invalid>,
     ) -> Result<Option<Vec<String>>, Invalid> {
         let Some(value) = self.get(name) else {
             return Ok(None);
@@ -316,27 +322,62 @@ impl<'a> Fields<'a> {
         let Value::Array(items) = value else {
             return Err(self.wrong_type(name, "an array of strings", value));
         };
-        if items.len() > max_lines {
+        if items.len() > max_items {
             return Err(Invalid::field(
                 ErrorCode::FieldTooLong,
                 &self.path(name),
-                format!("must hold at most {max_lines} lines, got {}", items.len()),
+                format!("must hold at most {max_items} entries, got {}", items.len()),
             ));
         }
-        let mut lines = Vec::with_capacity(items.len());
+        let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let path = format!("{}[{i}]", self.path(name));
-            let Value::String(line) = item else {
+            let Value::String(text) = item else {
                 return Err(Invalid::field(
                     ErrorCode::InvalidField,
                     &path,
                     format!("must be a string, got {}", type_name(item)),
                 ));
             };
-            check_text(&path, line, max_chars, Charset::Text)?;
-            lines.push(line.clone());
+            check(&path, text)?;
+            out.push(text.clone());
         }
-        Ok(Some(lines))
+        Ok(Some(out))
+    }
+
+    /// An optional array of strings of at most `max` characters each.
+    pub(crate) fn opt_strings(
+        &self,
+        name: &str,
+        max_items: usize,
+        max: usize,
+        charset: Charset,
+    ) -> Result<Option<Vec<String>>, Invalid> {
+        self.opt_array(name, max_items, |path, text| {
+            check_text(path, text, max, charset)
+        })
+    }
+
+    /// An optional array of display lines, each at most `max_cols` display columns
+    /// wide (SPEC §6.6).
+    pub(crate) fn opt_lines(
+        &self,
+        name: &str,
+        max_lines: usize,
+        max_cols: usize,
+    ) -> Result<Option<Vec<String>>, Invalid> {
+        self.opt_array(name, max_lines, |path, line| {
+            check_text(path, line, usize::MAX, Charset::Text)?;
+            let width = text_width(line, false);
+            if width > max_cols {
+                return Err(Invalid::field(
+                    ErrorCode::FieldTooLong,
+                    path,
+                    format!("must be at most {max_cols} display columns wide, got {width}"),
+                ));
+            }
+            Ok(())
+        })
     }
 
     /// A required field whose value is one of the names in `allowed`.

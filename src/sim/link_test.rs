@@ -12,7 +12,7 @@ use crate::link::{
     Connector, Link, LinkConfig, LinkEvent, LinkHandle, LinkStatsSnapshot, Role, Tracer,
 };
 use crate::message::{
-    Direction, Display, DisplaySize, ErrorCode, ErrorMessage, Message, RefundState, RefundUpdate,
+    Direction, Display, ErrorCode, ErrorMessage, Message, RefundState, RefundUpdate, Screen,
     StatusReport, Tone, Welcome, fit_lines,
 };
 
@@ -65,7 +65,7 @@ async fn respond(
     events: mpsc::UnboundedSender<ResponderEvent>,
 ) {
     let replies = spawn_sender(link);
-    let mut display = DisplaySize::default();
+    let mut display = Screen::default();
     while let Some(event) = link_events.recv().await {
         let delivery = match event {
             LinkEvent::Up { .. } => {
@@ -116,10 +116,10 @@ fn spawn_sender(link: LinkHandle) -> mpsc::UnboundedSender<Message> {
 }
 
 /// The responder's answers to one valid message.
-fn answer(message: &Message, display: &mut DisplaySize) -> Vec<Message> {
+fn answer(message: &Message, display: &mut Screen) -> Vec<Message> {
     match message {
         Message::Hello(hello) => {
-            *display = hello.display;
+            *display = hello.display.screen();
             vec![
                 Message::Welcome(Welcome {
                     bridge_version: env!("CARGO_PKG_VERSION").into(),
@@ -178,7 +178,7 @@ fn answer(message: &Message, display: &mut DisplaySize) -> Vec<Message> {
     }
 }
 
-fn screen(paragraphs: &[&str], tone: Tone, size: DisplaySize) -> Message {
+fn screen(paragraphs: &[&str], tone: Tone, size: Screen) -> Message {
     Message::Display(Display {
         lines: fit_lines(paragraphs, size),
         tone,

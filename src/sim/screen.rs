@@ -1,19 +1,33 @@
 //! Drawing a terminal's display, and frames for `--trace`, as text for a person.
 
 use crate::link::TraceDirection;
-use crate::message::{Display, DisplaySize, Message, Tone};
+use unicode_segmentation::UnicodeSegmentation;
+
+use crate::message::{Display, Message, Screen, Tone, cluster_width};
 use crate::wire::{Frame, Inbound, hex};
 
 /// Draws a DISPLAY as the terminal's screen: a box of `size`, every row shown, with
-/// the tone under it.
-pub fn draw_screen(display: &Display, size: DisplaySize) -> String {
+/// the tone under it. Lines are measured in display columns, so wide characters keep
+/// the box straight; a line wider than the screen (from a bridge that got it wrong)
+/// is cut at a grapheme cluster, and a two-column cluster that would straddle the
+/// edge is left off.
+pub fn draw_screen(display: &Display, size: Screen) -> String {
     let cols = usize::from(size.cols);
     let border = "─".repeat(cols);
     let mut out = format!("┌{border}┐\n");
     for row in 0..usize::from(size.rows) {
         let line = display.lines.get(row).map(String::as_str).unwrap_or("");
-        let shown: String = line.chars().take(cols).collect();
-        let pad = cols.saturating_sub(shown.chars().count());
+        let mut shown = String::new();
+        let mut width = 0;
+        for cluster in line.graphemes(true) {
+            let w = cluster_width(cluster, size.wide_ambiguous);
+            if width + w > cols {
+                break;
+            }
+            shown.push_str(cluster);
+            width += w;
+        }
+        let pad = cols.saturating_sub(width);
         out.push_str(&format!("│{shown}{}│\n", " ".repeat(pad)));
     }
     let tone = match display.tone {
@@ -69,12 +83,35 @@ mod tests {
             lines: vec!["Refund OK".into(), "12.50 USD".into()],
             tone: Tone::Ok,
         };
-        let screen = draw_screen(&display, DisplaySize { cols: 12, rows: 3 });
+        let screen = draw_screen(&display, Screen::new(12, 3));
         let rows: Vec<&str> = screen.lines().collect();
         assert_eq!(rows.len(), 5);
         assert_eq!(rows[1], "│Refund OK   │");
         assert_eq!(rows[3], "│            │");
         assert!(rows[4].ends_with("tone: ok"));
+    }
+
+    #[test]
+    fn wide_text_keeps_the_box_straight() {
+        let display = Display {
+            lines: vec![
+                "返金完了".into(),
+                "￥1,250".into(),
+                "Mu\u{308}ller".into(),
+                "返金が完了しました".into(),
+            ],
+            tone: Tone::Ok,
+        };
+        let screen = draw_screen(&display, Screen::new(9, 4));
+        let rows: Vec<&str> = screen.lines().collect();
+        assert_eq!(rows[1], "│返金完了 │");
+        assert_eq!(rows[2], "│￥1,250  │");
+        assert_eq!(rows[3], "│Mu\u{308}ller   │");
+        // Cut at the edge: the fifth character would straddle it.
+        assert_eq!(rows[4], "│返金が完 │");
+        for row in &rows[..5] {
+            assert_eq!(crate::message::text_width(row, false), 11, "{row}");
+        }
     }
 
     #[test]

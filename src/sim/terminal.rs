@@ -14,7 +14,7 @@ use crate::link::{
     Connector, DownReason, Link, LinkConfig, LinkEvent, LinkHandle, LinkStatsSnapshot, Role,
     SendError, SequenceAudit, Tracer,
 };
-use crate::message::{Direction, DisplaySize, Hello, Invalid, Message, RefundUpdate};
+use crate::message::{Direction, DisplayInfo, Hello, Invalid, Message, RefundUpdate};
 use crate::wire::Kind;
 
 /// Who the emulated terminal says it is.
@@ -27,7 +27,7 @@ pub struct TerminalIdentity {
     /// `firmware` in HELLO.
     pub firmware: Option<String>,
     /// The display it declares.
-    pub display: DisplaySize,
+    pub display: DisplayInfo,
 }
 
 impl Default for TerminalIdentity {
@@ -36,7 +36,7 @@ impl Default for TerminalIdentity {
             terminal_id: "TERM-1".into(),
             model: Some("posbridge-emulator".into()),
             firmware: Some(env!("CARGO_PKG_VERSION").into()),
-            display: DisplaySize::default(),
+            display: DisplayInfo::default(),
         }
     }
 }
@@ -49,7 +49,7 @@ impl TerminalIdentity {
             model: self.model.clone(),
             firmware: self.firmware.clone(),
             protocol_version: 1,
-            display: self.display,
+            display: self.display.clone(),
         }
     }
 }
