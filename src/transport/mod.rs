@@ -35,7 +35,7 @@ pub const DEFAULT_BAUD: u32 = 115_200;
 pub enum TransportConfig {
     /// A serial device path at a baud rate.
     Serial {
-        /// `/dev/ttyACM0`, `/dev/posterminal0`, a pseudo-terminal...
+        /// `/dev/ttyACM0`, a udev name such as `/dev/posterminal-A1B2C3`, a pseudo-terminal...
         path: PathBuf,
         /// The line rate; 115200 unless the terminal is set otherwise.
         baud: u32,

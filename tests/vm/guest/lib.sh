@@ -2,6 +2,7 @@
 
 # step NAME COMMAND [ARGS...]: runs COMMAND; PASS if it succeeds, FAIL otherwise. Lines
 # it writes with `note` are shown either way; its other output only when it fails.
+FAILURES=0
 step() {
     _name=$1
     shift
@@ -15,6 +16,7 @@ step() {
         sed 's/^/    /' /tmp/.notes
     else
         echo "FAIL $_name (exit $_rc, ${_secs} s)"
+        FAILURES=$((FAILURES + 1))
         sed 's/^/    /' /tmp/.notes
         tail -n 40 /tmp/.out | sed 's/^/    | /'
     fi
@@ -77,9 +79,9 @@ unplug() { echo "" >"$GADGETS/$1/UDC"; }
 
 # usb_dev SERIAL: the host side's /dev/bus/usb node of the device with that serial.
 usb_dev() {
-    for _d in /sys/bus/usb/devices/*; do
-        [ -f "$_d/serial" ] && [ "$(cat "$_d/serial")" = "$1" ] || continue
-        printf '/dev/bus/usb/%03d/%03d\n' "$(cat "$_d/busnum")" "$(cat "$_d/devnum")"
+    for _usb_entry in /sys/bus/usb/devices/*; do
+        [ -f "$_usb_entry/serial" ] && [ "$(cat "$_usb_entry/serial")" = "$1" ] || continue
+        printf '/dev/bus/usb/%03d/%03d\n' "$(cat "$_usb_entry/busnum")" "$(cat "$_usb_entry/devnum")"
         return 0
     done
     return 1
@@ -87,10 +89,10 @@ usb_dev() {
 
 # tty_of SERIAL: the host side's tty (ttyACM<N>) of the device with that serial.
 tty_of() {
-    for _t in /sys/class/tty/ttyACM*; do
-        [ -e "$_t" ] || continue
-        _s=$(cat "$(readlink -f "$_t/device")/../serial" 2>/dev/null) || continue
-        [ "$_s" = "$1" ] && echo "/dev/${_t##*/}" && return 0
+    for _tty_entry in /sys/class/tty/ttyACM*; do
+        [ -e "$_tty_entry" ] || continue
+        _tty_serial=$(cat "$(readlink -f "$_tty_entry/device")/../serial" 2>/dev/null) || continue
+        [ "$_tty_serial" = "$1" ] && echo "/dev/${_tty_entry##*/}" && return 0
     done
     return 1
 }

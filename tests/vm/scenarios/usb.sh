@@ -44,15 +44,16 @@ heard() {
 # recorded once as SUCCEEDED, the terminal was told (and acknowledged) SUCCEEDED, and
 # the emulator heard it followed by the approval on its display.
 settled() {
-    [ "$(ledger_lines "$1" | wc -l)" -eq 1 ] || die "$1: $(ledger_lines "$1" | wc -l) ledger rows" || return 1
-    is_state "$1" SUCCEEDED || die "$1: ledger state $(ledger_state "$1")" || return 1
     wait_for 10 is_delivered "$1" SUCCEEDED || die "$1: terminal told $(ledger_delivered "$1")" || return 1
+    ledger_lines "$1" >/tmp/.row
+    [ "$(wc -l </tmp/.row)" -eq 1 ] || die "$1: $(wc -l </tmp/.row) ledger rows" || return 1
+    grep -q ',"state":"SUCCEEDED"' /tmp/.row || die "$1: ledger: $(cat /tmp/.row)" || return 1
+    if [ -n "${4:-}" ]; then
+        grep -q "\"terminalId\":\"$4\"" /tmp/.row || die "$1: not recorded for terminal $4: $(cat /tmp/.row)" || return 1
+    fi
     [ "$(executed "$2")" = 1 ] || die "$1: provider executed $(executed "$2") refunds of $2" || return 1
     heard "$3" "$1" SUCCEEDED || die "$1: the terminal never heard SUCCEEDED" || return 1
     grep '"kind":"DISPLAY"' "$3" | grep -q 'Refund approved' || die "$1: no approval on the display" || return 1
-    if [ -n "${4:-}" ]; then
-        [ "$(ledger_terminal "$1")" = "$4" ] || die "$1: recorded for terminal $(ledger_terminal "$1")" || return 1
-    fi
     note "$1: SUCCEEDED once at the provider, ledger SUCCEEDED, terminal told SUCCEEDED"
 }
 
@@ -74,8 +75,8 @@ more_damaged() { [ "$(damaged "$1")" -gt "$2" ]; }
 
 # The host side's interface directory and endpoints of the device with serial $1.
 usb_sysfs() {
-    for _d in /sys/bus/usb/devices/*; do
-        [ -f "$_d/serial" ] && [ "$(cat "$_d/serial")" = "$1" ] && echo "$_d" && return 0
+    for _sysfs_entry in /sys/bus/usb/devices/*; do
+        [ -f "$_sysfs_entry/serial" ] && [ "$(cat "$_sysfs_entry/serial")" = "$1" ] && echo "$_sysfs_entry" && return 0
     done
     return 1
 }
@@ -167,7 +168,7 @@ step "udev: the bulk terminal's USB device node" udev_properties "$(usb_dev VB-0
 path_fallback() {
     unplug acm2
     wait_for 20 gone ACM-0002 || die "ACM-0002 did not go away" || return 1
-    : >"$GADGETS/acm2/strings/0x409/serialnumber"
+    echo "" >"$GADGETS/acm2/strings/0x409/serialnumber"
     plug acm2 dummy_udc.0
     udevadm settle --timeout=20
     wait_for 20 sh -c 'ls /dev/posterminal-path-* >/dev/null 2>&1' || die "no posterminal-path-* link: $(ls /dev/posterminal*)" || return 1
@@ -220,7 +221,7 @@ loopback_usb() {
     note "LB-2 answered FAILED/LINK_TEST through nusb; usbserial_generic detached (interface held by usbfs)"
 }
 # A kernel driver on the vendor interface, as a USB-serial driver may bind to one.
-echo "$VID $PID" >/sys/bus/usb/drivers/usbserial_generic/new_id
+echo "$VID $PID" >/sys/bus/usb-serial/drivers/generic/new_id
 generic_bound() { [ "$(interface_driver VB-0001)" = usbserial_generic ]; }
 wait_for 20 generic_bound
 step "loopback --usb: the responder through nusb, detaching a bound kernel driver" loopback_usb
@@ -298,7 +299,7 @@ step "daemon: serial and two bulk lines open (kernel drivers detached), the misc
 
 termios() {
     stty -F /dev/posterminal-ACM-0001 -a >/tmp/stty 2>&1 || return 1
-    for want in 'speed 57600 baud' '-parenb' '-cstopb' 'cs8' '-crtscts' '-icanon' '-echo ' '-isig' '-opost' '-icrnl' '-ixon' 'min = 1'; do
+    for want in 'speed 57600 baud' '-parenb' '-cstopb' 'cs8' '-crtscts' '-icanon' '-echo ' '-isig' '-opost' '-icrnl' '-ixon' 'min = 1;'; do
         grep -q -- "$want" /tmp/stty || die "stty: no '$want' in: $(cat /tmp/stty)" || return 1
     done
     note "stty -F /dev/posterminal-ACM-0001: $(head -n1 /tmp/stty); raw: -icanon -echo -isig -opost -icrnl -ixon, cs8 -parenb -cstopb -crtscts"
@@ -424,3 +425,9 @@ final_books() {
     note "$_rows refunds, all SUCCEEDED and acknowledged by their terminals; queue empty; the daemon stopped cleanly"
 }
 step "the books: every refund final and delivered, nothing queued" final_books
+
+if [ "$FAILURES" -gt 0 ]; then
+    echo "--- daemon log (last 60 lines)"
+    tail -n 60 /tmp/daemon.log
+    for f in /tmp/vb1.err /tmp/vb2.err; do echo "--- $f"; tail -n 10 "$f"; done
+fi
