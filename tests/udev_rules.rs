@@ -25,8 +25,8 @@ const MATCH_KEYS: [&str; 14] = [
     "TEST",
 ];
 const ASSIGN_KEYS: [&str; 13] = [
-    "SYMLINK", "GROUP", "MODE", "OWNER", "ENV", "TAG", "RUN", "OPTIONS", "NAME", "ATTR",
-    "IMPORT", "GOTO", "LABEL",
+    "SYMLINK", "GROUP", "MODE", "OWNER", "ENV", "TAG", "RUN", "OPTIONS", "NAME", "ATTR", "IMPORT",
+    "GOTO", "LABEL",
 ];
 
 #[derive(Debug, PartialEq)]
@@ -160,7 +160,11 @@ fn every_rule_parses_and_sets_what_the_terminal_needs() {
                     .any(|i| i.attr.as_deref() == Some("idVendor") && i.op == "==")
             })
             .collect();
-        assert_eq!(by_id.len(), 2, "one rule per kind of terminal matches its id");
+        assert_eq!(
+            by_id.len(),
+            2,
+            "one rule per kind of terminal matches its id"
+        );
         for (rule, items) in by_id {
             for (key, attr, op, value) in [
                 ("GROUP", None, "=", "posbridge"),
@@ -215,7 +219,13 @@ fn every_rule_parses_and_sets_what_the_terminal_needs() {
         let first = &rules[0].1;
         assert!(has(first, "ACTION", None, "==", "remove"));
         assert!(has(first, "GOTO", None, "=", "posbridge_end"));
-        assert!(has(&rules[rules.len() - 1].1, "LABEL", None, "=", "posbridge_end"));
+        assert!(has(
+            &rules[rules.len() - 1].1,
+            "LABEL",
+            None,
+            "=",
+            "posbridge_end"
+        ));
     }
 }
 

@@ -12,7 +12,10 @@ fn usb_scenario_in_a_virtual_machine() {
     let output = Command::new(script)
         .arg("usb")
         .env("POSBRIDGE_BIN", env!("CARGO_BIN_EXE_posbridge"))
-        .env("POSBRIDGE_GADGET_BIN", env!("CARGO_BIN_EXE_posbridge-gadget"))
+        .env(
+            "POSBRIDGE_GADGET_BIN",
+            env!("CARGO_BIN_EXE_posbridge-gadget"),
+        )
         .output()
         .expect("tests/vm/run starts");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -62,7 +62,15 @@ fn interface_descriptor() -> [u8; 9] {
 
 fn endpoint_descriptor(address: u8, max_packet: u16) -> [u8; 7] {
     let [lo, hi] = max_packet.to_le_bytes();
-    [7, USB_DT_ENDPOINT, address, USB_ENDPOINT_XFER_BULK, lo, hi, 0]
+    [
+        7,
+        USB_DT_ENDPOINT,
+        address,
+        USB_ENDPOINT_XFER_BULK,
+        lo,
+        hi,
+        0,
+    ]
 }
 
 /// The v2 descriptor block written first to `ep0`: full-speed (64-byte packets) and

@@ -351,13 +351,20 @@ mod tests {
         fn submit(&mut self, buffer: Buffer) {
             let mut s = self.state();
             if s.is_in {
-                assert_eq!(buffer.requested_len() % s.max_packet, 0, "IN asks for whole packets");
+                assert_eq!(
+                    buffer.requested_len() % s.max_packet,
+                    0,
+                    "IN asks for whole packets"
+                );
             }
             s.submitted.push_back(buffer);
         }
         fn poll_next_complete(&mut self, cx: &mut Context<'_>) -> Poll<Completion> {
             let mut s = self.state();
-            assert!(!s.submitted.is_empty(), "poll_next_complete with nothing pending");
+            assert!(
+                !s.submitted.is_empty(),
+                "poll_next_complete with nothing pending"
+            );
             if s.is_in {
                 let Some(next) = s.device.pop_front() else {
                     s.waker = Some(cx.waker().clone());
@@ -366,7 +373,10 @@ mod tests {
                 let mut buffer = s.submitted.pop_front().unwrap();
                 let (actual_len, status) = match next {
                     Ok(packet) => {
-                        assert!(packet.len() <= buffer.requested_len(), "one packet per transfer");
+                        assert!(
+                            packet.len() <= buffer.requested_len(),
+                            "one packet per transfer"
+                        );
                         buffer.extend_from_slice(&packet);
                         (packet.len(), Ok(()))
                     }
@@ -420,7 +430,11 @@ mod tests {
     async fn keeps_reads_queued_and_reassembles_short_packets_into_a_frame() {
         let ep_in = Script::input(64);
         let mut stream = BulkStream::new(ep_in.clone(), Script::output(64));
-        assert_eq!(ep_in.pending(), READS_QUEUED, "reads are queued before any is asked for");
+        assert_eq!(
+            ep_in.pending(),
+            READS_QUEUED,
+            "reads are queued before any is asked for"
+        );
         let frame = frame_bytes(&[b'x'; 150]);
         // Full packets, then a short one; the device is free to split anywhere.
         for packet in frame.chunks(64) {
@@ -429,7 +443,11 @@ mod tests {
         let mut got = Vec::new();
         while got.len() < frame.len() {
             got.extend(read_some(&mut stream).await.unwrap());
-            assert_eq!(ep_in.pending(), READS_QUEUED, "every completed read is resubmitted");
+            assert_eq!(
+                ep_in.pending(),
+                READS_QUEUED,
+                "every completed read is resubmitted"
+            );
         }
         assert_eq!(got, frame);
         let mut decoded = BytesMut::from(&got[..]);
@@ -490,7 +508,11 @@ mod tests {
         stream.flush().await.unwrap();
         let sent = ep_out.state().sent.clone();
         let lens: Vec<usize> = sent.iter().map(Vec::len).collect();
-        assert_eq!(lens, vec![100, 128, 0], "a ZLP after the 128-byte transfer only");
+        assert_eq!(
+            lens,
+            vec![100, 128, 0],
+            "a ZLP after the 128-byte transfer only"
+        );
     }
 
     #[tokio::test]
@@ -508,12 +530,18 @@ mod tests {
         // The writer fills the window, then waits; it never goes past it.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while ep_out.pending() < WRITES_IN_FLIGHT - 1 {
-            assert!(tokio::time::Instant::now() < deadline, "the window never filled");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the window never filled"
+            );
             tokio::task::yield_now().await;
         }
         for _ in 0..100 {
             tokio::task::yield_now().await;
-            assert!(ep_out.pending() < WRITES_IN_FLIGHT, "at most the window in flight");
+            assert!(
+                ep_out.pending() < WRITES_IN_FLIGHT,
+                "at most the window in flight"
+            );
         }
         assert!(!writer.is_finished());
         ep_out.release_out();

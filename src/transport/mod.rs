@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use bulk::{BulkPipe, BulkStream};
 pub use pty::{PtyLink, PtyMaster, SymlinkGuard, open_pty};
 pub use serial::open_serial;
-pub use bulk::{BulkPipe, BulkStream};
 pub use usb::{
     EndpointSummary, InterfaceSummary, UsbConfig, UsbDeviceSummary, UsbStream, bound_driver,
     check_descriptors, parse_vid_pid, select_device,

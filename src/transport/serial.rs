@@ -115,8 +115,14 @@ mod tests {
         let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
         let termios: nix::libc::termios = tcgetattr(fd).unwrap().into();
         // What stty and every classic tool read: B57600, not BOTHER ("speed 0 baud").
-        assert_eq!(unsafe { nix::libc::cfgetospeed(&termios) }, nix::libc::B57600);
-        assert_eq!(unsafe { nix::libc::cfgetispeed(&termios) }, nix::libc::B57600);
+        assert_eq!(
+            unsafe { nix::libc::cfgetospeed(&termios) },
+            nix::libc::B57600
+        );
+        assert_eq!(
+            unsafe { nix::libc::cfgetispeed(&termios) },
+            nix::libc::B57600
+        );
         assert_eq!(termios.c_cflag & nix::libc::CSIZE, nix::libc::CS8);
         assert_eq!(termios.c_lflag & nix::libc::ICANON, 0);
         assert!(standard_speed(12_345).is_none());

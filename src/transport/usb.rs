@@ -345,7 +345,13 @@ pub async fn open_usb(config: &UsbConfig) -> Result<UsbStream, OpenError> {
             device
                 .detach_and_claim_interface(config.interface)
                 .await
-                .map_err(|e| usb_error(&what, "detaching the kernel driver and claiming the interface", e))?
+                .map_err(|e| {
+                    usb_error(
+                        &what,
+                        "detaching the kernel driver and claiming the interface",
+                        e,
+                    )
+                })?
         }
         _ => device
             .claim_interface(config.interface)
@@ -425,5 +431,114 @@ mod tests {
         assert!(text.contains("0b00:3070"), "{text}");
         assert!(text.contains("claiming the interface"), "{text}");
         assert!(text.contains("udev"), "{text}");
+    }
+
+    fn vendor_interface() -> Vec<InterfaceSummary> {
+        let ep = |address, kind| EndpointSummary {
+            address,
+            kind,
+            max_packet: 512,
+        };
+        vec![
+            InterfaceSummary {
+                number: 0,
+                class: 0xff,
+                endpoints: vec![ep(0x81, TransferType::Bulk), ep(0x02, TransferType::Bulk)],
+            },
+            InterfaceSummary {
+                number: 1,
+                class: 0x03,
+                endpoints: vec![ep(0x83, TransferType::Interrupt)],
+            },
+        ]
+    }
+
+    fn mismatch(config: &UsbConfig) -> String {
+        match check_descriptors(&vendor_interface(), config) {
+            Err(e @ OpenError::Mismatch { .. }) => {
+                assert!(e.needs_configuration());
+                e.to_string()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_configured_endpoints_are_checked_against_the_descriptors() {
+        let good = UsbConfig {
+            endpoint_out: 0x02,
+            ..UsbConfig::new(0x0b00, 0x3070)
+        };
+        assert!(check_descriptors(&vendor_interface(), &good).is_ok());
+
+        // The default OUT endpoint 0x01 is not there: say what is.
+        let text = mismatch(&UsbConfig::new(0x0b00, 0x3070));
+        assert!(
+            text.contains("usb_endpoint_out = 0x01: interface 0 has no such endpoint; it has: bulk IN 0x81, bulk OUT 0x02"),
+            "{text}"
+        );
+        // Directions swapped.
+        let text = mismatch(&UsbConfig {
+            endpoint_in: 0x02,
+            ..good.clone()
+        });
+        assert!(
+            text.contains("usb_endpoint_in = 0x02 is not an IN endpoint address"),
+            "{text}"
+        );
+        assert!(text.contains("bit 7 set"), "{text}");
+        let text = mismatch(&UsbConfig {
+            endpoint_out: 0x81,
+            ..good.clone()
+        });
+        assert!(
+            text.contains("usb_endpoint_out = 0x81 is not an OUT endpoint address"),
+            "{text}"
+        );
+        // Not bulk.
+        let text = mismatch(&UsbConfig {
+            interface: 1,
+            endpoint_in: 0x83,
+            ..good.clone()
+        });
+        assert!(
+            text.contains("0x83 is an interrupt endpoint, not bulk"),
+            "{text}"
+        );
+        // No such interface: list the ones there are.
+        let text = mismatch(&UsbConfig {
+            interface: 4,
+            ..good
+        });
+        assert!(
+            text.contains("no interface 4 (usb_interface); its interfaces: 0 (vendor-specific: bulk IN 0x81, bulk OUT 0x02); 1 (class 0x03: interrupt IN 0x83)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn finds_the_driver_bound_to_an_interface_in_sysfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = dir.path().join("3-1");
+        for (name, number, driver) in [
+            ("3-1:1.0", "00", Some("usbserial_generic")),
+            ("3-1:1.1", "01", None),
+        ] {
+            let interface = device.join(name);
+            std::fs::create_dir_all(&interface).unwrap();
+            std::fs::write(interface.join("bInterfaceNumber"), format!("{number}\n")).unwrap();
+            if let Some(driver) = driver {
+                let target = dir.path().join("drivers").join(driver);
+                std::fs::create_dir_all(&target).unwrap();
+                std::os::unix::fs::symlink(&target, interface.join("driver")).unwrap();
+            }
+        }
+        assert_eq!(
+            bound_driver(&device, 0).as_deref(),
+            Some("usbserial_generic")
+        );
+        assert_eq!(bound_driver(&device, 1), None);
+        assert_eq!(bound_driver(&device, 2), None);
+        assert_eq!(bound_driver(&dir.path().join("nowhere"), 0), None);
     }
 }

@@ -302,7 +302,7 @@ termios() {
     for want in 'speed 57600 baud' '-parenb' '-cstopb' 'cs8' '-crtscts' '-icanon' '-echo ' '-isig' '-opost' '-icrnl' '-ixon' 'min = 1;'; do
         grep -q -- "$want" /tmp/stty || die "stty: no '$want' in: $(cat /tmp/stty)" || return 1
     done
-    note "stty -F /dev/posterminal-ACM-0001: $(head -n1 /tmp/stty); raw: -icanon -echo -isig -opost -icrnl -ixon, cs8 -parenb -cstopb -crtscts"
+    note "stty -F /dev/posterminal-ACM-0001 -a: $(grep -o 'speed [0-9]* baud' /tmp/stty), cs8 -parenb -cstopb -crtscts, raw: -icanon -echo -isig -opost -icrnl -ixon, min = 1"
 }
 step "CDC-ACM: the line's termios really applied" termios
 
