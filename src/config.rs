@@ -269,7 +269,7 @@ impl Config {
         if self.terminals.is_empty() {
             return Err((
                 None,
-                "no [[terminal]] is configured; add one with `device = \"/dev/posterminal0\"`"
+                "no [[terminal]] is configured; add one with `device = \"/dev/posterminal-<serial number>\"`"
                     .into(),
             ));
         }

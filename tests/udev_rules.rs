@@ -1,6 +1,8 @@
 //! The shipped udev rules: every line parses as udev rule syntax, uses only known keys
-//! and operators, and every rule sets what the terminal needs. `udevadm verify` also
-//! runs where it exists (systemd 254 and later).
+//! and operators, every rule that matches the terminal sets what it needs, and names
+//! never follow the kernel's numbering. `udevadm verify` also runs where it exists
+//! (systemd 254 and later). What the rules do under a real systemd-udevd is checked in
+//! the VM rig (`tests/vm/run usb`, run by `tests/vm_usb.rs`).
 
 use std::process::Command;
 
@@ -22,8 +24,9 @@ const MATCH_KEYS: [&str; 14] = [
     "TAG",
     "TEST",
 ];
-const ASSIGN_KEYS: [&str; 10] = [
-    "SYMLINK", "GROUP", "MODE", "OWNER", "ENV", "TAG", "RUN", "OPTIONS", "NAME", "ATTR",
+const ASSIGN_KEYS: [&str; 13] = [
+    "SYMLINK", "GROUP", "MODE", "OWNER", "ENV", "TAG", "RUN", "OPTIONS", "NAME", "ATTR", "IMPORT",
+    "GOTO", "LABEL",
 ];
 
 #[derive(Debug, PartialEq)]
@@ -134,20 +137,35 @@ fn has(items: &[Item], key: &str, attr: Option<&str>, op: &str, value: &str) -> 
         .any(|i| i.key == key && i.attr.as_deref() == attr && i.op == op && i.value == value)
 }
 
+fn parsed(include_examples: bool) -> Vec<(String, Vec<Item>)> {
+    rules(RULES, include_examples)
+        .into_iter()
+        .map(|rule| {
+            let items = parse_rule(&rule).unwrap_or_else(|e| panic!("{e}\nin: {rule}"));
+            (rule, items)
+        })
+        .collect()
+}
+
 #[test]
 fn every_rule_parses_and_sets_what_the_terminal_needs() {
     for include_examples in [false, true] {
-        let rules = rules(RULES, include_examples);
-        assert_eq!(rules.len(), if include_examples { 3 } else { 2 });
-        for rule in rules {
-            let items = parse_rule(&rule).unwrap_or_else(|e| panic!("{e}\nin: {rule}"));
-            let matches_terminal = items
-                .iter()
-                .any(|i| i.attr.as_deref() == Some("idVendor") && i.op == "==");
-            assert!(
-                matches_terminal,
-                "every rule matches the terminal by id: {rule}"
-            );
+        let rules = parsed(include_examples);
+        assert_eq!(rules.len(), if include_examples { 7 } else { 6 });
+        let by_id: Vec<&(String, Vec<Item>)> = rules
+            .iter()
+            .filter(|(_, items)| {
+                items
+                    .iter()
+                    .any(|i| i.attr.as_deref() == Some("idVendor") && i.op == "==")
+            })
+            .collect();
+        assert_eq!(
+            by_id.len(),
+            2,
+            "one rule per kind of terminal matches its id"
+        );
+        for (rule, items) in by_id {
             for (key, attr, op, value) in [
                 ("GROUP", None, "=", "posbridge"),
                 ("MODE", None, "=", "0660"),
@@ -156,19 +174,58 @@ fn every_rule_parses_and_sets_what_the_terminal_needs() {
                 ("ENV", Some("SYSTEMD_WANTS"), "+=", "posbridge.service"),
             ] {
                 assert!(
-                    has(&items, key, attr, op, value),
+                    has(items, key, attr, op, value),
                     "missing {key} {op} {value:?} in: {rule}"
                 );
             }
-            if has(&items, "SUBSYSTEM", None, "==", "tty") {
-                assert!(
-                    items.iter().any(|i| i.key == "SYMLINK"
-                        && i.op == "+="
-                        && i.value.starts_with("posterminal")),
-                    "serial rules name the device: {rule}"
-                );
-            }
         }
+        // Every name a rule gives is by serial number or USB port, behind the mark the
+        // serial-line rule sets, never by the kernel's ttyACM number.
+        let naming: Vec<&(String, Vec<Item>)> = rules
+            .iter()
+            .filter(|(_, items)| items.iter().any(|i| i.key == "SYMLINK"))
+            .collect();
+        assert_eq!(naming.len(), if include_examples { 3 } else { 2 });
+        for (rule, items) in &naming {
+            assert!(
+                has(items, "ENV", Some("POSBRIDGE_TERMINAL"), "==", "1"),
+                "names only the terminal: {rule}"
+            );
+            assert!(
+                !rule.contains("%n") && !rule.contains("$number") && !rule.contains("%k"),
+                "a name that follows the kernel's numbering: {rule}"
+            );
+        }
+        let symlink = |items: &[Item]| {
+            items
+                .iter()
+                .find(|i| i.key == "SYMLINK")
+                .map(|i| i.value.clone())
+        };
+        assert!(naming.iter().any(|(_, items)| {
+            has(items, "ENV", Some("ID_SERIAL_SHORT"), "==", "?*")
+                && symlink(items).as_deref() == Some("posterminal-$env{ID_SERIAL_SHORT}")
+        }));
+        assert!(naming.iter().any(|(_, items)| {
+            has(items, "ENV", Some("ID_SERIAL_SHORT"), "!=", "?*")
+                && symlink(items).as_deref() == Some("posterminal-path-$env{ID_PATH_TAG}")
+        }));
+        // The mark is set where the serial number and port are imported.
+        assert!(rules.iter().any(|(_, items)| {
+            has(items, "ENV", Some("POSBRIDGE_TERMINAL"), "=", "1")
+                && has(items, "IMPORT", Some("builtin"), "=", "usb_id")
+                && has(items, "IMPORT", Some("builtin"), "=", "path_id")
+        }));
+        let first = &rules[0].1;
+        assert!(has(first, "ACTION", None, "==", "remove"));
+        assert!(has(first, "GOTO", None, "=", "posbridge_end"));
+        assert!(has(
+            &rules[rules.len() - 1].1,
+            "LABEL",
+            None,
+            "=",
+            "posbridge_end"
+        ));
     }
 }
 

@@ -2,8 +2,11 @@
 //!
 //! By default it makes one pseudo-terminal, prints the path a terminal (or
 //! `posbridge term`) opens, and serves the bridge's side of the link on it with the
-//! link-test responder. With `--pair` it makes a null-modem cable of two
-//! pseudo-terminals instead, optionally damaging what crosses it.
+//! link-test responder. With `--device PATH` or `--usb VID:PID` it serves the
+//! responder on a real terminal line instead (a serial device, or USB bulk endpoints),
+//! reopening it after every unplug, so a field tech can test a terminal's firmware and
+//! cable without moving money. With `--pair` it makes a null-modem cable of two
+//! pseudo-terminals, optionally damaging what crosses it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +17,9 @@ use crate::link::{LinkStatsSnapshot, OneShot, TraceDirection, Tracer};
 use crate::sim::line::{LineControl, LineFaults, relay};
 use crate::sim::link_test::{Responder, ResponderEvent};
 use crate::sim::screen::trace_line;
-use crate::transport::{SymlinkGuard, open_pty};
+use crate::transport::{
+    DEFAULT_BAUD, Reopen, SymlinkGuard, TransportConfig, UsbConfig, open, open_pty, parse_vid_pid,
+};
 use crate::wire::{Damage, Inbound};
 use clap::Args;
 
@@ -23,12 +28,39 @@ use clap::Args;
 #[command(after_help = "Examples:
   posbridge loopback --link /tmp/posterminal
       then, in another shell:  posbridge term /tmp/posterminal --refund PAY-1 --amount 1250 --currency USD --id REF-1
+  posbridge loopback --device /dev/posterminal-A1B2C3
+      the responder on the real terminal line: refunds from the terminal come back
+      FAILED with result code LINK_TEST (no refund is made)
+  posbridge loopback --usb 0b00:3070 --usb-serial A1B2C3 --usb-endpoint-out 0x02
+      the same on a terminal with a vendor USB interface (bulk endpoints)
   posbridge loopback --pair --link /tmp/term-side --bridge-link /tmp/bridge-side --noise light
       a null-modem cable with a noisy line between its two ends")]
 pub struct LoopbackArgs {
     /// Also make this path a symlink to the terminal's end of the line.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["device", "usb"])]
     link: Option<PathBuf>,
+    /// Serve the responder on this serial device (the terminal's line) instead of a
+    /// pseudo-terminal; stop the bridge first, it holds the line.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pair", "usb"])]
+    device: Option<PathBuf>,
+    /// With --device, the line's baud rate.
+    #[arg(long, default_value_t = DEFAULT_BAUD, requires = "device")]
+    baud: u32,
+    /// Serve the responder on the USB bulk terminal with this VID:PID (as lsusb prints it).
+    #[arg(long, value_name = "VID:PID", conflicts_with = "pair", value_parser = parse_vid_pid)]
+    usb: Option<(u16, u16)>,
+    /// With --usb, the device's serial number (needed when several match).
+    #[arg(long, value_name = "SERIAL", requires = "usb")]
+    usb_serial: Option<String>,
+    /// With --usb, the vendor interface number.
+    #[arg(long, default_value = "0", requires = "usb", value_parser = parse_byte)]
+    usb_interface: u8,
+    /// With --usb, the bulk IN endpoint address (device to host).
+    #[arg(long, default_value = "0x81", requires = "usb", value_parser = parse_byte)]
+    usb_endpoint_in: u8,
+    /// With --usb, the bulk OUT endpoint address (host to device).
+    #[arg(long, default_value = "0x01", requires = "usb", value_parser = parse_byte)]
+    usb_endpoint_out: u8,
     /// Make a null-modem pair of two pseudo-terminals and serve nothing on it.
     #[arg(long)]
     pair: bool,
@@ -48,6 +80,15 @@ pub struct LoopbackArgs {
     /// Print one JSON object per event on standard output.
     #[arg(long)]
     json: bool,
+}
+
+/// Parses a byte given in decimal or as `0x..` hexadecimal (endpoint addresses).
+fn parse_byte(text: &str) -> Result<u8, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u8::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("{text:?} is not a number from 0 to 255 (such as 0x81)"))
 }
 
 /// Parses a `--noise` profile.
@@ -120,6 +161,8 @@ fn parse_noise(text: &str) -> Result<LineFaults, String> {
 pub async fn run(args: LoopbackArgs) -> ExitCode {
     let result = if args.pair {
         pair(&args).await
+    } else if let Some(line) = real_line(&args) {
+        on_line(&args, line).await
     } else {
         single(&args).await
     };
@@ -175,13 +218,73 @@ async fn single(args: &LoopbackArgs) -> Result<(), String> {
             shown.display(),
         ),
     );
-    let tracer: Option<Tracer> = args.trace.then(|| {
+    let (responder, mut events) =
+        Responder::start(OneShot::new(pty.master), None, tracer(args.trace));
+    serve(args.json, &responder, &mut events).await;
+    drop(guard);
+    Ok(())
+}
+
+/// The terminal line `--device` or `--usb` names, if either is given.
+fn real_line(args: &LoopbackArgs) -> Option<TransportConfig> {
+    if let Some(path) = &args.device {
+        return Some(TransportConfig::Serial {
+            path: path.clone(),
+            baud: args.baud,
+        });
+    }
+    let (vid, pid) = args.usb?;
+    Some(TransportConfig::Usb(UsbConfig {
+        serial: args.usb_serial.clone(),
+        interface: args.usb_interface,
+        endpoint_in: args.usb_endpoint_in,
+        endpoint_out: args.usb_endpoint_out,
+        ..UsbConfig::new(vid, pid)
+    }))
+}
+
+/// Serves the responder on a real terminal line until stopped, through unplugs.
+async fn on_line(args: &LoopbackArgs, line: TransportConfig) -> Result<(), String> {
+    // A configuration that cannot match is said at once; an absent device is waited for.
+    let connector = match open(&line).await {
+        Ok(io) => Reopen::starting_with(line.clone(), REOPEN_EVERY, io),
+        Err(e) if e.needs_configuration() => return Err(e.to_string()),
+        Err(e) => {
+            eprintln!("posbridge loopback: {e}; waiting for it");
+            Reopen::new(line.clone(), REOPEN_EVERY)
+        }
+    };
+    say(
+        args.json,
+        serde_json::json!({"event": "ready", "line": line.to_string()}),
+        &format!(
+            "link-test responder on {line} (answers refunds, never makes one)\n\
+             make a refund on the terminal: it must come back FAILED with result code LINK_TEST.\n\
+             Ctrl-C to stop."
+        ),
+    );
+    let (responder, mut events) = Responder::start(connector, line.baud(), tracer(args.trace));
+    serve(args.json, &responder, &mut events).await;
+    Ok(())
+}
+
+/// How often a line that went away is tried again.
+const REOPEN_EVERY: Duration = Duration::from_millis(250);
+
+fn tracer(trace: bool) -> Option<Tracer> {
+    trace.then(|| {
         Arc::new(|dir: TraceDirection, raw: &[u8], item: &Inbound| {
             eprintln!("{}", trace_line(dir, raw, item));
         }) as Tracer
-    });
-    let (responder, mut events) = Responder::start(OneShot::new(pty.master), None, tracer);
-    let json = args.json;
+    })
+}
+
+/// Reports the responder's events until stopped, then the line's counters.
+async fn serve(
+    json: bool,
+    responder: &Responder,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<ResponderEvent>,
+) {
     loop {
         tokio::select! {
             _ = super::stop_signal() => break,
@@ -192,8 +295,6 @@ async fn single(args: &LoopbackArgs) -> Result<(), String> {
         }
     }
     report_stats(json, &responder.stats());
-    drop(guard);
-    Ok(())
 }
 
 /// The line's counters, printed when the loopback stops.
@@ -307,6 +408,15 @@ async fn pair(args: &LoopbackArgs) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_addresses_in_hex_or_decimal() {
+        assert_eq!(parse_byte("0x81"), Ok(0x81));
+        assert_eq!(parse_byte("2"), Ok(2));
+        for bad in ["0x100", "256", "x", ""] {
+            assert!(parse_byte(bad).unwrap_err().contains("0x81"), "{bad}");
+        }
+    }
 
     #[test]
     fn noise_profiles() {

@@ -1,9 +1,10 @@
 //! Stand-ins for the world around the bridge, used by field techs, the demo and the
-//! tests alike: a noisy line, the terminal emulator, the link-test responder, and the
-//! cloud simulator.
+//! tests alike: a noisy line, the terminal emulator, the link-test responder, the
+//! cloud simulator, and a vendor-bulk USB terminal made of Linux's gadget stack.
 
 pub mod chaos;
 pub mod cloud;
+pub mod gadget;
 pub mod line;
 pub mod link_test;
 pub mod screen;

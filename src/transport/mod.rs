@@ -6,6 +6,7 @@
 //! [`Reopen`] is the link's [`Connector`]: it opens the device, and after an unplug it
 //! polls until the device is back and opens it again, without restarting the process.
 
+mod bulk;
 mod pty;
 mod serial;
 mod usb;
@@ -16,9 +17,13 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use bulk::{BulkPipe, BulkStream};
 pub use pty::{PtyLink, PtyMaster, SymlinkGuard, open_pty};
 pub use serial::open_serial;
-pub use usb::{UsbConfig, UsbDeviceSummary, UsbStream, parse_vid_pid, select_device};
+pub use usb::{
+    EndpointSummary, InterfaceSummary, UsbConfig, UsbDeviceSummary, UsbStream, bound_driver,
+    check_descriptors, parse_vid_pid, select_device,
+};
 
 use crate::link::{BoxIo, Connector};
 
@@ -30,7 +35,7 @@ pub const DEFAULT_BAUD: u32 = 115_200;
 pub enum TransportConfig {
     /// A serial device path at a baud rate.
     Serial {
-        /// `/dev/ttyACM0`, `/dev/posterminal0`, a pseudo-terminal...
+        /// `/dev/ttyACM0`, a udev name such as `/dev/posterminal-A1B2C3`, a pseudo-terminal...
         path: PathBuf,
         /// The line rate; 115200 unless the terminal is set otherwise.
         baud: u32,
@@ -103,6 +108,15 @@ pub enum OpenError {
         /// Their serial numbers.
         serials: String,
     },
+    /// The device is there but does not match the configuration (interface or
+    /// endpoints): a configuration to fix, not a device to wait for.
+    #[error("{what}: {detail}")]
+    Mismatch {
+        /// The device.
+        what: String,
+        /// What does not match, and what the device has instead.
+        detail: String,
+    },
     /// Anything else, with the system's words.
     #[error("{what}: {source}")]
     Other {
@@ -118,6 +132,15 @@ pub const PERMISSION_HINT: &str = "install udev/99-posbridge.rules (it gives the
      or add the service user to the device's group (dialout for serial), then replug the terminal";
 
 impl OpenError {
+    /// True when waiting will not help: the configuration must change (several devices
+    /// match and none is chosen, or the interface or endpoints do not match).
+    pub fn needs_configuration(&self) -> bool {
+        matches!(
+            self,
+            OpenError::Ambiguous { .. } | OpenError::Mismatch { .. }
+        )
+    }
+
     /// Classifies an I/O error from opening `what`.
     pub fn from_io(what: String, err: std::io::Error) -> OpenError {
         use std::io::ErrorKind;
@@ -153,6 +176,7 @@ pub struct Reopen {
     config: TransportConfig,
     poll: Duration,
     last_error: Option<String>,
+    opened: Option<BoxIo>,
 }
 
 impl Reopen {
@@ -162,6 +186,15 @@ impl Reopen {
             config,
             poll,
             last_error: None,
+            opened: None,
+        }
+    }
+
+    /// The same, handing out `io` (already opened from `config`) first.
+    pub fn starting_with(config: TransportConfig, poll: Duration, io: BoxIo) -> Reopen {
+        Reopen {
+            opened: Some(io),
+            ..Reopen::new(config, poll)
         }
     }
 }
@@ -169,6 +202,9 @@ impl Reopen {
 impl Connector for Reopen {
     fn connect(&mut self) -> Pin<Box<dyn Future<Output = Option<BoxIo>> + Send + '_>> {
         Box::pin(async move {
+            if let Some(io) = self.opened.take() {
+                return Some(io);
+            }
             loop {
                 match open(&self.config).await {
                     Ok(io) => {
@@ -179,7 +215,11 @@ impl Connector for Reopen {
                     Err(e) => {
                         let text = e.to_string();
                         if self.last_error.as_deref() != Some(text.as_str()) {
-                            tracing::warn!("{text}");
+                            if e.needs_configuration() {
+                                tracing::error!("{text}");
+                            } else {
+                                tracing::warn!("{text}");
+                            }
                             self.last_error = Some(text);
                         }
                         tokio::time::sleep(self.poll).await;
