@@ -43,7 +43,7 @@ async fn the_responder_answers_a_refund_on_an_existing_line() {
     let refund = Message::Refund(Refund {
         original_merchant_refund_id: "LB-1".into(),
         payment_id: "PAY-1".into(),
-        refund_amount: Some(Amount::new(100, Currency::parse("USD").unwrap())),
+        refund_amount: Some(Amount::new(100, Currency::parse("USD").unwrap()).unwrap()),
         memo: None,
     });
     // The responder may still be opening the line: the terminal retransmits HELLO
