@@ -395,7 +395,7 @@ impl Bridge {
         let Some(entry) = sessions.get(&refund.terminal_id) else {
             return;
         };
-        if refund.state.is_final()
+        if refund.state.told_until_acknowledged()
             && let Ok(mut pending) = entry.pending_finals.lock()
         {
             pending.insert(refund.id);

@@ -605,7 +605,7 @@ async fn send_loop(
                         Err(SendError::Unconfirmed(crate::link::DownReason::Reset))
                     }
                 };
-                if refund.state.is_final() {
+                if refund.state.told_until_acknowledged() {
                     if sent.is_ok() {
                         // Not awaited: the line goes on while the ledger records it. Lost
                         // in a crash, it only means the terminal hears it once more.

@@ -387,7 +387,7 @@ pub fn resolve(args: ResolveArgs) -> ExitCode {
     let cause = format!("operator {}: resolved as {to}: {}", operator(), args.note);
     let result = ledger
         .lookup(args.refund.trim_start_matches('#'))
-        .and_then(|r| ledger.resolve(r.id, to, &cause, now));
+        .and_then(|r| ledger.write(|l| l.resolve(r.id, to, &cause, now)));
     match result {
         Ok(r) => {
             println!(
@@ -414,13 +414,8 @@ pub fn retry(args: RetryArgs) -> ExitCode {
     let result = match refund.state {
         RefundState::Failed => {
             let rrid = crate::bridge::new_refund_request_id();
-            ledger.new_attempt(
-                refund.id,
-                &rrid,
-                RefundState::Accepted,
-                &format!("operator {}: retry with a new refundRequestId", operator()),
-                now,
-            )
+            let cause = format!("operator {}: retry with a new refundRequestId", operator());
+            ledger.write(|l| l.new_attempt(refund.id, &rrid, RefundState::Accepted, &cause, now))
         }
         RefundState::NeedsAttention => {
             return fail(format!(
@@ -429,11 +424,10 @@ pub fn retry(args: RetryArgs) -> ExitCode {
                 refund.id
             ));
         }
-        _ => ledger.due_now(
-            refund.id,
-            &format!("operator {}: retry now", operator()),
-            now,
-        ),
+        _ => {
+            let cause = format!("operator {}: retry now", operator());
+            ledger.write(|l| l.due_now(refund.id, &cause, now))
+        }
     };
     match result {
         Ok(r) => {

@@ -112,9 +112,10 @@ pub struct RefundRecord {
 }
 
 impl RefundRecord {
-    /// Whether the terminal still has to be told this refund's final state.
+    /// Whether the terminal still has to be told this refund's state (a final one, or
+    /// PROVIDER_PENDING).
     pub fn final_undelivered(&self) -> bool {
-        self.state.is_final() && self.delivered_state != Some(self.state)
+        self.state.told_until_acknowledged() && self.delivered_state != Some(self.state)
     }
 }
 

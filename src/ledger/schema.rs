@@ -118,7 +118,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX refunds_terminal_day ON refunds (terminal_id, created_ms);
     CREATE INDEX refunds_state ON refunds (state);
     CREATE INDEX refunds_undelivered ON refunds (terminal_id, id)
-        WHERE state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')
+        WHERE state IN ('PROVIDER_PENDING', 'SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')
           AND (delivered_state IS NULL OR delivered_state != state);
     -- Reconciliation finds refunds by the provider's id for them.
     CREATE INDEX refunds_provider_refund_id ON refunds (provider_refund_id)

@@ -137,6 +137,31 @@ impl Ledger {
         Ok(())
     }
 
+    /// Runs `change` as one write transaction that takes the write lock first
+    /// (`BEGIN IMMEDIATE`, waiting for the daemon's writes as long as the busy timeout
+    /// allows). Another process's commands on a ledger the daemon is writing use this:
+    /// a transaction that only reads first and then writes fails at once when the
+    /// daemon wrote in between, instead of waiting.
+    pub fn write<T>(
+        &mut self,
+        change: impl FnOnce(&mut Ledger) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        if !self.conn.is_autocommit() {
+            return change(self);
+        }
+        self.begin_batch()?;
+        match change(self) {
+            Ok(value) => {
+                self.commit_batch()?;
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// Starts a transaction that groups the next operations into one commit.
     pub(super) fn begin_batch(&mut self) -> Result<(), LedgerError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
@@ -779,7 +804,7 @@ impl Ledger {
     ) -> Result<Vec<RefundRecord>, LedgerError> {
         let sql = format!(
             "{SELECT_REFUND} WHERE r.terminal_id = ?1 \
-             AND r.state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION') \
+             AND r.state IN ('PROVIDER_PENDING', 'SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION') \
              AND (r.delivered_state IS NULL OR r.delivered_state != r.state) \
              ORDER BY r.id LIMIT ?2"
         );

@@ -93,6 +93,7 @@ pub(crate) struct Shared {
     config: SimConfig,
     ledger: Mutex<Ledger>,
     faults: Mutex<Faults>,
+    struck: Mutex<Vec<faults::Struck>>,
     notify_url: Mutex<Option<String>>,
     tokens: Mutex<HashMap<String, Instant>>,
     issued_tokens: Mutex<Vec<String>>,
@@ -119,8 +120,17 @@ impl Shared {
         lock(&self.ledger)
     }
 
-    fn take_fault(&self, target: FaultTarget) -> Option<FaultRule> {
-        lock(&self.faults).take(target)
+    /// The fault for this call, if a rule strikes it; recorded with the payment.
+    fn take_fault(&self, target: FaultTarget, payment_id: &str) -> Option<FaultRule> {
+        let rule = lock(&self.faults).take(target)?;
+        lock(&self.struck).push(faults::Struck {
+            at: jiff::Timestamp::now(),
+            target,
+            payment_id: payment_id.to_owned(),
+            fault: rule.fault.clone(),
+            after_execute: rule.after_execute,
+        });
+        Some(rule)
     }
 
     fn count(&self, endpoint: &str) {
@@ -202,7 +212,8 @@ async fn strike(shared: &Shared, conn: &ConnectionHandle, fault: &Fault) -> Opti
         Fault::AntomResult { .. }
         | Fault::OttpayError { .. }
         | Fault::BadSignature
-        | Fault::Unsigned => None,
+        | Fault::Unsigned
+        | Fault::Variant { .. } => None,
     }
 }
 
@@ -251,6 +262,7 @@ impl CloudSim {
             config,
             ledger: Mutex::new(ledger),
             faults: Mutex::new(Faults::default()),
+            struck: Mutex::new(Vec::new()),
             tokens: Mutex::new(HashMap::new()),
             issued_tokens: Mutex::new(Vec::new()),
             requests: Mutex::new(HashMap::new()),
@@ -334,6 +346,11 @@ impl CloudSim {
     /// The books as a provider's report of its refunds.
     pub fn report(&self, format: report::ReportFormat) -> String {
         report::render(&self.shared.ledger(), format)
+    }
+
+    /// Every fault that struck a call so far, in order.
+    pub fn struck(&self) -> Vec<faults::Struck> {
+        lock(&self.shared.struck).clone()
     }
 
     /// Adds a fault rule.
