@@ -148,6 +148,19 @@ impl TerminalConfig {
 pub struct LogConfig {
     /// A `RUST_LOG`-style filter (`info`, `posbridge=debug`); `RUST_LOG` wins.
     pub level: Option<String>,
+    /// `text` (logfmt fields; with syslog priorities under systemd) or `json`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text, fields in logfmt.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[metrics]`.

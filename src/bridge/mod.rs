@@ -315,13 +315,18 @@ impl Bridge {
         tracer: Option<Tracer>,
         language: Option<Language>,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(session::serve(
-            self.clone(),
-            label.to_owned(),
-            connector,
-            baud,
-            tracer,
-            language,
+        // Every line the link and the session log about this line names it.
+        let span = tracing::info_span!("line", line = %label);
+        tokio::spawn(tracing::Instrument::instrument(
+            session::serve(
+                self.clone(),
+                label.to_owned(),
+                connector,
+                baud,
+                tracer,
+                language,
+            ),
+            span,
         ))
     }
 

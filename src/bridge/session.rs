@@ -81,7 +81,7 @@ pub(super) async fn serve(
             LinkEvent::Down { reason, .. } => {
                 current.store(0, Ordering::Relaxed);
                 if let Some(t) = terminal.take() {
-                    tracing::info!(terminal = %t.id, %reason, "terminal disconnected");
+                    tracing::info!(terminal = %t.id, %reason, "terminal disconnected: link down");
                     unregister(&bridge, &t);
                 }
             }
@@ -442,11 +442,14 @@ async fn refund_received(
             waits_for_earlier,
         }) => {
             bridge.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let amount = refund
+                .amount
+                .map_or_else(|| "whole payment".to_owned(), |a| a.to_string());
+            let span = super::worker::refund_span(&refund);
+            let _in = span.enter();
             tracing::info!(
-                terminal = %t.id,
-                refund = %refund.original_merchant_refund_id,
-                ledger = refund.id,
                 state = %refund.state,
+                %amount,
                 waits_for_earlier,
                 "refund recorded"
             );

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::policy::{self, Context, NotificationEffect};
 use super::{Bridge, now_ms};
@@ -37,11 +38,15 @@ fn dispatch(
 ) {
     working.insert(refund.id, refund.payment_id.clone());
     let (bridge, done) = (bridge.clone(), done.clone());
-    tokio::spawn(async move {
-        let id = refund.id;
-        work(&bridge, refund).await;
-        let _ = done.send(id);
-    });
+    let span = refund_span(&refund);
+    tokio::spawn(
+        async move {
+            let id = refund.id;
+            work(&bridge, refund).await;
+            let _ = done.send(id);
+        }
+        .instrument(span),
+    );
 }
 
 /// Runs until the bridge stops.
@@ -58,6 +63,13 @@ pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<Refun
     let mut look = true;
     let mut backlog = false;
     let mut next_due = None;
+    // Where the log of people's and reports' changes has got to.
+    let mut seen_transition = bridge
+        .inner
+        .ledger
+        .call(|l| l.last_transition_id())
+        .await
+        .unwrap_or(0);
     loop {
         while let Ok(id) = done_rx.try_recv() {
             working.remove(&id);
@@ -81,6 +93,9 @@ pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<Refun
             0
         };
         let now = now_ms();
+        if look {
+            seen_transition = log_operator_changes(&bridge, seen_transition).await;
+        }
         if look && capacity > 0 {
             look = false;
             let fetch = capacity + working.len() + 1;
@@ -209,14 +224,7 @@ async fn record(
         })
         .await?;
     if updated.state != before {
-        tracing::info!(
-            ledger = updated.id,
-            refund = %updated.original_merchant_refund_id,
-            from = %before,
-            to = %updated.state,
-            code = updated.result_code.as_deref().unwrap_or(""),
-            "refund state changed"
-        );
+        log_state_change(&updated, before);
         bridge.relay(&updated);
     }
     if updated.state.is_final()
@@ -225,6 +233,72 @@ async fn record(
         arrivals.remove(&updated.id);
     }
     Ok(updated)
+}
+
+/// Logs what people and reports changed in the ledger since transition `after` (the
+/// operator commands write the file directly), and returns how far it has read.
+async fn log_operator_changes(bridge: &Bridge, after: i64) -> i64 {
+    match bridge
+        .inner
+        .ledger
+        .call(move |l| l.operator_changes_since(after, 100))
+        .await
+    {
+        Ok(changes) => {
+            let mut last = after;
+            for (id, refund, cause) in changes {
+                last = id;
+                let span = refund_span(&refund);
+                let _in = span.enter();
+                tracing::info!(state = %refund.state, cause = %crate::text::visible(&cause), "changed outside the daemon; picked up");
+            }
+            last
+        }
+        Err(e) => {
+            tracing::error!("reading operators' changes: {e}");
+            after
+        }
+    }
+}
+
+/// A span naming a refund: every line logged while working on it carries its
+/// terminal, the terminal's id for it, its ledger number, its payment and the current
+/// refundRequestId, so one refund can be followed with grep.
+pub(super) fn refund_span(refund: &RefundRecord) -> tracing::Span {
+    tracing::info_span!(
+        "refund",
+        terminal = %refund.terminal_id,
+        refund = %refund.original_merchant_refund_id,
+        ledger = refund.id,
+        payment = %refund.payment_id,
+        refund_request_id = %refund.refund_request_id,
+    )
+}
+
+/// Logs a state change, with the refund's ids and amount; a refund a person must now
+/// settle is a warning.
+pub(super) fn log_state_change(refund: &RefundRecord, before: RefundState) {
+    let amount = refund
+        .refunded
+        .or(refund.amount)
+        .map_or_else(|| "whole payment".to_owned(), |a| a.to_string());
+    let code = refund.result_code.as_deref().unwrap_or("");
+    // Inside the worker the refund's span is entered already; elsewhere (a refund
+    // queued because another found the cloud away) it is entered here.
+    let inside = tracing::Span::current()
+        .metadata()
+        .is_some_and(|m| m.name() == "refund");
+    let span = if inside {
+        tracing::Span::none()
+    } else {
+        refund_span(refund)
+    };
+    let _in = span.enter();
+    if refund.state == RefundState::NeedsAttention {
+        tracing::warn!(from = %before, to = %refund.state, %code, %amount, "refund state changed: a person must settle it");
+    } else {
+        tracing::info!(from = %before, to = %refund.state, %code, %amount, "refund state changed");
+    }
 }
 
 /// Takes in what an outcome says about the cloud; when it has just come back, every
@@ -242,6 +316,7 @@ async fn observe(bridge: &Bridge, reachable: Option<bool>) {
         {
             Ok(moved) => {
                 for refund in &moved {
+                    log_state_change(refund, RefundState::Accepted);
                     bridge.relay(refund);
                 }
             }

@@ -2,12 +2,12 @@
 
 pub mod cloud;
 mod demo;
+mod log;
 mod loopback;
 mod ops;
 mod reconcile;
 mod term;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -219,13 +219,12 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 /// Logs to standard error: plain text (no colours) unless it is a terminal, so the
 /// journal gets clean lines; the level comes from `RUST_LOG`, else `default_level`.
 pub(crate) fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    log::init(default_level, log::LogFormat::Text);
+}
+
+/// Starts the daemon's logging as its configuration says.
+pub(crate) fn init_daemon_logging(level: &str, format: crate::config::LogFormat) {
+    log::init(level, format);
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -102,7 +102,10 @@ impl Daemon {
 /// Runs the daemon from the configuration at `path` until SIGTERM or Ctrl-C.
 pub async fn run(path: &Path) -> Result<(), StartError> {
     let config = Config::load(path).map_err(|e| StartError(e.to_string()))?;
-    crate::cli::init_logging(config.log.level.as_deref().unwrap_or("info"));
+    crate::cli::init_daemon_logging(
+        config.log.level.as_deref().unwrap_or("info"),
+        config.log.format,
+    );
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }

@@ -718,6 +718,36 @@ impl Ledger {
         )
     }
 
+    /// The number of the latest transition (0 for an empty ledger).
+    pub fn last_transition_id(&self) -> Result<i64, LedgerError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM transitions")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Changes people and reports made (`posbridge resolve`, `retry`, `reconcile
+    /// --apply`) after transition `after`, oldest first, at most `limit`: the refund
+    /// as it now is and the change's cause. Reads only the transitions after `after`.
+    pub fn operator_changes_since(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, RefundRecord, String)>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, refund_id, cause FROM transitions WHERE id > ?1 \
+             AND (cause LIKE 'operator %' OR cause LIKE 'reconcile:%') ORDER BY id LIMIT ?2",
+        )?;
+        let rows: Vec<(i64, i64, String)> = stmt
+            .query_map(params![after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(id, refund, cause)| Ok((id, get(&self.conn, refund)?, cause)))
+            .collect()
+    }
+
     /// Every refund of a payment, oldest first.
     pub fn refunds_of_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, LedgerError> {
         collect(
