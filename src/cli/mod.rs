@@ -2,6 +2,7 @@
 
 pub mod cloud;
 mod demo;
+mod export;
 mod log;
 mod loopback;
 mod ops;
@@ -73,7 +74,7 @@ Examples:
     /// Retry a FAILED refund (new refundRequestId) or send a waiting one now.
     Retry(ops::RetryArgs),
     /// Export the ledger as CSV or JSON lines, for reconciliation.
-    Export(ops::ExportArgs),
+    Export(export::ExportArgs),
     /// Compare the ledger with the provider's report; settle what it proves.
     Reconcile(reconcile::ReconcileArgs),
     /// Create a virtual serial line and serve the bridge's side on it.
@@ -160,7 +161,7 @@ pub fn main() -> ExitCode {
             Command::Show(args) => ops::show(args),
             Command::Resolve(args) => ops::resolve(args),
             Command::Retry(args) => ops::retry(args),
-            Command::Export(args) => ops::export(args),
+            Command::Export(args) => export::run(args),
             Command::Reconcile(args) => reconcile::run(args),
             Command::Loopback(args) => loopback::run(args).await,
             Command::Term(args) => term::run(args).await,

@@ -969,15 +969,18 @@ impl Ledger {
         })
     }
 
-    /// Visits every refund accepted at or after `since_ms`, oldest first.
+    /// Visits every refund accepted at or after `since_ms` (and before `until_ms`),
+    /// oldest first, one row in memory at a time.
     pub fn export(
         &self,
         since_ms: i64,
+        until_ms: Option<i64>,
         mut visit: impl FnMut(&RefundRecord),
     ) -> Result<u64, LedgerError> {
-        let sql = format!("{SELECT_REFUND} WHERE r.created_ms >= ?1 ORDER BY r.id");
+        let sql =
+            format!("{SELECT_REFUND} WHERE r.created_ms >= ?1 AND r.created_ms < ?2 ORDER BY r.id");
         let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(params![since_ms])?;
+        let mut rows = stmt.query(params![since_ms, until_ms.unwrap_or(i64::MAX)])?;
         let mut n = 0;
         while let Some(row) = rows.next()? {
             visit(&refund_from_row(row)?);

@@ -515,7 +515,7 @@ fn absent(
         seen.insert(refund.id);
         visit(&refund);
     }
-    ledger.export(since_ms, |refund| {
+    ledger.export(since_ms, None, |refund| {
         if !seen.contains(&refund.id) {
             visit(refund);
         }
