@@ -21,7 +21,7 @@ pub use session::new_refund_request_id;
 pub mod texts;
 mod worker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ledger::{LedgerHandle, RefundRecord};
 use crate::link::{Connector, Tracer};
 use crate::message::Message;
-use crate::provider::Provider;
+use crate::provider::{Outcome, Provider};
 use crate::provider::antom::notify::NotifyDelivery;
 
 use limits::Limits;
@@ -219,6 +219,58 @@ pub struct BridgeStats {
     pub accepted: AtomicU64,
     /// REFUNDs refused (invalid, duplicate mismatch, limits).
     pub refused: AtomicU64,
+    /// Provider outcomes by class and code.
+    outcomes: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Every terminal id that said HELLO since the start.
+    known_terminals: Mutex<BTreeSet<String>>,
+}
+
+/// Distinct (class, code) pairs kept; beyond them a code counts as `OTHER`, so a
+/// provider inventing codes cannot grow the metrics without bound.
+const OUTCOME_CODES_KEPT: usize = 256;
+
+impl BridgeStats {
+    /// Counts one provider outcome.
+    pub fn record_outcome(&self, outcome: &Outcome) {
+        let code = match outcome {
+            Outcome::Succeeded { code, .. } => code.clone().unwrap_or_default(),
+            Outcome::FailedFinal { code, .. } | Outcome::NeedsNewRequestId { code, .. } => {
+                code.clone()
+            }
+            _ => String::new(),
+        };
+        let Ok(mut outcomes) = self.outcomes.lock() else {
+            return;
+        };
+        let mut key = (outcome.class_name(), code);
+        if !outcomes.contains_key(&key) && outcomes.len() >= OUTCOME_CODES_KEPT {
+            key.1 = "OTHER".into();
+        }
+        *outcomes.entry(key).or_default() += 1;
+    }
+
+    /// Provider outcomes so far: (class, code, count).
+    pub fn outcomes(&self) -> Vec<(&'static str, String, u64)> {
+        self.outcomes
+            .lock()
+            .map(|o| o.iter().map(|((c, k), n)| (*c, k.clone(), *n)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Notes a terminal that said HELLO.
+    pub(crate) fn terminal_seen(&self, id: &str) {
+        if let Ok(mut known) = self.known_terminals.lock() {
+            known.insert(id.to_owned());
+        }
+    }
+
+    /// Every terminal id that said HELLO since the start.
+    pub fn known_terminals(&self) -> Vec<String> {
+        self.known_terminals
+            .lock()
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 struct Inner {

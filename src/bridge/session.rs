@@ -348,6 +348,7 @@ async fn hello_received(
         language = %t.audience.language,
         "terminal connected"
     );
+    bridge.inner.stats.terminal_seen(&t.id);
     if let Ok(mut sessions) = bridge.inner.sessions.lock() {
         let replaced = sessions.insert(
             t.id.clone(),

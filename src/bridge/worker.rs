@@ -379,6 +379,7 @@ async fn submit(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerErro
     let started = Instant::now();
     let outcome = bridge.inner.provider.refund(&request).await;
     bridge.inner.stats.cloud_latency.record(started.elapsed());
+    bridge.inner.stats.record_outcome(&outcome);
     tracing::debug!(ledger = refund.id, %outcome, "refund sent");
     let decision = policy::after_submit(&outcome, &context(bridge, refund));
     observe(bridge, decision.reachable).await;
@@ -410,6 +411,7 @@ async fn poll(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerError>
     let started = Instant::now();
     let outcome = bridge.inner.provider.inquire(&request).await;
     bridge.inner.stats.cloud_latency.record(started.elapsed());
+    bridge.inner.stats.record_outcome(&outcome);
     tracing::debug!(ledger = refund.id, %outcome, "inquiry");
     let decision = policy::after_poll(&outcome, &context(bridge, refund));
     observe(bridge, decision.reachable).await;

@@ -96,6 +96,41 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
     let _ = writeln!(out, "posbridge_ledger_up 1");
     family(
         &mut out,
+        "posbridge_build_info",
+        "gauge",
+        "Always 1; the labels say which posbridge this is.",
+    );
+    let _ = writeln!(
+        out,
+        "posbridge_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    family(
+        &mut out,
+        "posbridge_refunds_needing_person",
+        "gauge",
+        "Refunds NEEDS_ATTENTION: a person must check the provider and settle them.",
+    );
+    let _ = writeln!(
+        out,
+        "posbridge_refunds_needing_person {}",
+        counts.in_state(crate::message::RefundState::NeedsAttention)
+    );
+    family(
+        &mut out,
+        "posbridge_provider_outcomes_total",
+        "counter",
+        "Provider answers, by outcome class and result code.",
+    );
+    for (class, code, n) in stats.outcomes() {
+        let _ = writeln!(
+            out,
+            "posbridge_provider_outcomes_total{{class=\"{class}\",code=\"{}\"}} {n}",
+            label(&code)
+        );
+    }
+    family(
+        &mut out,
         "posbridge_refunds",
         "gauge",
         "Refunds in the ledger, by state.",
@@ -188,6 +223,16 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         "posbridge_terminals_connected {}",
         status.terminals.len()
     );
+    family(
+        &mut out,
+        "posbridge_terminal_up",
+        "gauge",
+        "1 while a terminal that said HELLO since the start has a session, else 0.",
+    );
+    for id in stats.known_terminals() {
+        let up = u8::from(status.terminals.contains(&id));
+        let _ = writeln!(out, "posbridge_terminal_up{{terminal=\"{}\"}} {up}", label(&id));
+    }
     let lines = bridge.lines();
     family(
         &mut out,

@@ -169,14 +169,15 @@ async fn feed_watchdog(bridge: Bridge, every: Duration) {
                 systemd::watchdog();
                 let status = bridge.status();
                 systemd::status(&format!(
-                    "{} terminal(s) connected, cloud {}, {} refund(s) unsettled",
+                    "{} terminal(s) connected, cloud {}, {} refund(s) unsettled, {} need a person",
                     status.terminals.len(),
                     if status.online {
                         "online"
                     } else {
                         "unreachable"
                     },
-                    counts.unfinished
+                    counts.unfinished,
+                    counts.in_state(crate::message::RefundState::NeedsAttention)
                 ));
             }
             Ok(Err(e)) => tracing::error!("watchdog: the ledger fails: {e}"),

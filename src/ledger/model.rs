@@ -285,6 +285,16 @@ impl Settlement {
     }
 }
 
+impl Counts {
+    /// Refunds in one state.
+    pub fn in_state(&self, state: RefundState) -> u64 {
+        self.by_state
+            .iter()
+            .find(|(s, _)| s == state.as_str())
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
 /// How many refunds stand where, for status reports and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
