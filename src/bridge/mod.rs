@@ -33,8 +33,8 @@ use tokio_util::sync::CancellationToken;
 use crate::ledger::{LedgerHandle, RefundRecord};
 use crate::link::{Connector, Tracer};
 use crate::message::Message;
-use crate::provider::{Outcome, Provider};
 use crate::provider::antom::notify::NotifyDelivery;
+use crate::provider::{Outcome, Provider};
 
 use limits::Limits;
 use policy::{ProviderTraits, RetrySettings};

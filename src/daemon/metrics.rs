@@ -231,7 +231,11 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
     );
     for id in stats.known_terminals() {
         let up = u8::from(status.terminals.contains(&id));
-        let _ = writeln!(out, "posbridge_terminal_up{{terminal=\"{}\"}} {up}", label(&id));
+        let _ = writeln!(
+            out,
+            "posbridge_terminal_up{{terminal=\"{}\"}} {up}",
+            label(&id)
+        );
     }
     let lines = bridge.lines();
     family(

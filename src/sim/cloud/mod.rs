@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     ledger: Mutex<Ledger>,
     faults: Mutex<Faults>,
     struck: Mutex<Vec<faults::Struck>>,
+    /// Set the moment `POST /_sim/down` is answered, before the listener closes.
+    going_down: std::sync::atomic::AtomicBool,
     notify_url: Mutex<Option<String>>,
     tokens: Mutex<HashMap<String, Instant>>,
     issued_tokens: Mutex<Vec<String>>,
@@ -263,6 +265,7 @@ impl CloudSim {
             ledger: Mutex::new(ledger),
             faults: Mutex::new(Faults::default()),
             struck: Mutex::new(Vec::new()),
+            going_down: std::sync::atomic::AtomicBool::new(false),
             tokens: Mutex::new(HashMap::new()),
             issued_tokens: Mutex::new(Vec::new()),
             requests: Mutex::new(HashMap::new()),
@@ -365,7 +368,13 @@ impl CloudSim {
 
     /// Refuses connections (down) or accepts them again; returns once in effect.
     pub async fn set_down(&self, down: bool) {
+        if down {
+            self.shared.going_down.store(true, Ordering::SeqCst);
+        }
         self.switch.set_down(down).await;
+        if !down {
+            self.shared.going_down.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Finishes every pending asynchronous refund now (notifications follow).
@@ -447,6 +456,11 @@ async fn dispatch(
     let Some(Extension(conn)) = conn else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    // Taken down by the admin API, in the moment before the listener closes: the
+    // provider is already unavailable, and says so without doing anything.
+    if shared.going_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "simulated outage").into_response();
+    }
     if method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, "POST only").into_response();
     }
