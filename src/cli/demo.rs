@@ -129,9 +129,33 @@ impl Demo {
         }
     }
 
-    fn history(&self, id: &str) -> Result<(), String> {
+    /// Prints the terminal's events until its session with the bridge is up.
+    async fn connected(&mut self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => {
+                    self.out.event(&event);
+                    if event == TerminalEvent::Up {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Err("the terminal emulator stopped".into()),
+                Err(_) => return Err(format!("the terminal did not connect within {STEP:?}")),
+            }
+        }
+    }
+
+    /// Prints a refund's history once the ledger has the terminal's acknowledgement of
+    /// its final state (recorded a moment after the terminal showed it).
+    async fn history(&self, id: &str) -> Result<(), String> {
         let ledger = Ledger::open(&self.ledger).map_err(|e| e.to_string())?;
-        let refund = ledger.lookup(id).map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut refund = ledger.lookup(id).map_err(|e| e.to_string())?;
+        while refund.final_undelivered() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            refund = ledger.lookup(id).map_err(|e| e.to_string())?;
+        }
         let history = ledger.history(refund.id).map_err(|e| e.to_string())?;
         let mut text = Vec::new();
         super::ops::print_history(&history, &mut text).map_err(|e| e.to_string())?;
@@ -262,14 +286,15 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         ledger,
     };
 
-    demo.say("1. A refund of 12.50 USD on payment PAY-SYNC-1:");
+    demo.connected().await?;
+    demo.say("\n1. A refund of 12.50 USD on payment PAY-SYNC-1:");
     let state = demo
         .refund("REF-1", "PAY-SYNC-1", 1250, RefundState::is_final)
         .await?;
     demo.say(&format!(
         "\n   It ended {state}. Its history, as `posbridge show REF-1` prints it:"
     ));
-    demo.history("REF-1")?;
+    demo.history("REF-1").await?;
 
     demo.say(
         "\n2. A refund the provider finishes later (PAY-ASYNC-1): PROCESSING, then asked about:",
@@ -292,7 +317,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     sim.set_down(false).await;
     let state = demo.follow("REF-3", RefundState::is_final).await?;
     demo.say(&format!("   REF-3 ended {state}."));
-    demo.history("REF-3")?;
+    demo.history("REF-3").await?;
 
     let executed: u32 = ["PAY-SYNC-1", "PAY-ASYNC-1", "PAY-SYNC-2"]
         .iter()
