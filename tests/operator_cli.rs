@@ -229,6 +229,38 @@ fn operators_see_settle_retry_and_export() {
     assert_eq!(mode, 0o600);
 }
 
+/// `--config` may come before the command, as people write it.
+#[test]
+fn config_may_come_before_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.sqlite");
+    let mut l = Ledger::open(&ledger).unwrap();
+    record(&mut l, "REF-1", "PAY-1", "RRID-1");
+    drop(l);
+    let config = dir.path().join("posbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ledger]\npath = \"{}\"\n\n[[terminal]]\ndevice = \"/dev/null\"\n\n{}",
+            ledger.display(),
+            posbridge::sim::cloud::demo::provider_toml("ottpay", "http://127.0.0.1:9").unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_posbridge"))
+        .arg("--config")
+        .arg(&config)
+        .arg("queue")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REF-1"));
+}
+
 #[test]
 fn a_missing_ledger_is_not_created_by_a_look() {
     let dir = tempfile::tempdir().unwrap();

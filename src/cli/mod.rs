@@ -107,7 +107,7 @@ Examples:
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(config_after_command(std::env::args_os().collect()));
     match cli.command {
         // The daemon sets up logging from its configuration.
         Command::Run { .. } => {}
@@ -228,6 +228,29 @@ pub(crate) fn init_daemon_logging(level: &str, format: crate::config::LogFormat)
     log::init(level, format);
 }
 
+/// `posbridge --config FILE COMMAND ...` as `posbridge COMMAND --config FILE ...`:
+/// every command that reads the configuration takes `--config` itself, and a person
+/// (or a script) may well write it first.
+fn config_after_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(first) = args.get(1).and_then(|a| a.to_str()).map(str::to_owned) else {
+        return args;
+    };
+    let taken = if first == "--config" && args.len() >= 4 {
+        2
+    } else if first.starts_with("--config=") && args.len() >= 3 {
+        1
+    } else {
+        return args;
+    };
+    let option: Vec<_> = args.drain(1..1 + taken).collect();
+    // After the command's name.
+    let at = 2.min(args.len());
+    for (i, part) in option.into_iter().enumerate() {
+        args.insert(at + i, part);
+    }
+    args
+}
+
 /// Waits for Ctrl-C or SIGTERM.
 pub(crate) async fn stop_signal() {
     let term = async {
@@ -241,5 +264,36 @@ pub(crate) async fn stop_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config_after_command;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn config_before_the_command_moves_after_it() {
+        assert_eq!(
+            config_after_command(args(&[
+                "posbridge",
+                "--config",
+                "/x.toml",
+                "queue",
+                "--json"
+            ])),
+            args(&["posbridge", "queue", "--config", "/x.toml", "--json"])
+        );
+        assert_eq!(
+            config_after_command(args(&["posbridge", "--config=/x.toml", "doctor"])),
+            args(&["posbridge", "doctor", "--config=/x.toml"])
+        );
+        let unchanged = args(&["posbridge", "queue", "--config", "/x.toml"]);
+        assert_eq!(config_after_command(unchanged.clone()), unchanged);
+        let short = args(&["posbridge", "--config"]);
+        assert_eq!(config_after_command(short.clone()), short);
     }
 }
