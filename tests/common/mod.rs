@@ -99,6 +99,8 @@ pub struct Setup {
     pub terminal_id: &'static str,
     /// Extra environment for the bridge process, from its first start.
     pub bridge_env: Vec<(String, String)>,
+    /// `[shutdown] grace_ms`.
+    pub grace_ms: u64,
 }
 
 impl Default for Setup {
@@ -110,6 +112,7 @@ impl Default for Setup {
             extra_config: String::new(),
             terminal_id: "TERM-1",
             bridge_env: Vec::new(),
+            grace_ms: 2000,
         }
     }
 }
@@ -124,9 +127,10 @@ impl World {
         let line = open_line();
         let config_path = dir.path().join("posbridge.toml");
         let text = format!(
-            "[ledger]\npath = \"{}\"\n\n[[terminal]]\ndevice = \"{}\"\n\n[retry]\nfirst_retry_ms = 50\nmax_retry_ms = 400\nfirst_poll_ms = 100\nmax_poll_ms = 400\n\n[shutdown]\ngrace_ms = 2000\n\n{}\n{}",
+            "[ledger]\npath = \"{}\"\n\n[[terminal]]\ndevice = \"{}\"\n\n[retry]\nfirst_retry_ms = 50\nmax_retry_ms = 400\nfirst_poll_ms = 100\nmax_poll_ms = 400\n\n[shutdown]\ngrace_ms = {}\n\n{}\n{}",
             dir.path().join("ledger.sqlite").display(),
             line.bridge_path.display(),
+            setup.grace_ms,
             setup.extra_config,
             demo::provider_toml(setup.provider, &sim.base_url()).unwrap(),
         );
@@ -180,6 +184,11 @@ impl World {
             .spawn()
             .expect("posbridge run starts");
         self.bridge = Some(child);
+    }
+
+    /// The running bridge's process id.
+    pub fn bridge_pid(&self) -> Option<u32> {
+        self.bridge.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no chance to clean up, as with a power cut.
