@@ -56,7 +56,9 @@ pub struct BridgeSettings {
 impl BridgeSettings {
     /// Checks every part.
     pub fn validate(&self) -> Result<(), String> {
-        self.retry.validate().map_err(|e| format!("retry: {e}"))?;
+        self.retry
+            .validate()
+            .map_err(|e| e.under("retry").to_string())?;
         self.limits.validate()?;
         self.messages.validate()
     }

@@ -159,6 +159,23 @@ pub struct ExportArgs {
     output: Option<PathBuf>,
 }
 
+/// Opens an export file for writing as private as the ledger it copies: created 0600
+/// whatever the umask, and an existing regular file made 0600 before anything is
+/// written (a device or pipe given as the output keeps its mode).
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("posbridge: {message}");
     ExitCode::from(2)
@@ -493,7 +510,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let sink: Box<dyn Write> = match &args.output {
-        Some(path) => match std::fs::File::create(path) {
+        Some(path) => match private_file(path) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
             Err(e) => return fail(format!("{}: {e}", path.display())),
         },

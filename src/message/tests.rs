@@ -415,23 +415,14 @@ fn display_lines_are_limited_in_columns_not_characters() {
 #[test]
 fn a_key_twice_in_one_object_is_refused_naming_it() {
     for (payload, field) in [
-        (
-            refund_json(r#","paymentId":"PAY-2""#),
-            "paymentId",
-        ),
+        (refund_json(r#","paymentId":"PAY-2""#), "paymentId"),
         (
             refund_json(r#","refundAmount":{"value":100,"value":999999,"currency":"USD"}"#),
             "refundAmount.value",
         ),
-        (
-            refund_json(r#","memo":"a","memo":"a""#),
-            "memo",
-        ),
+        (refund_json(r#","memo":"a","memo":"a""#), "memo"),
         // Unknown fields are ignored, but not twice: which one would a terminal mean?
-        (
-            refund_json(r#","x":[{"y":1,"y":2}]"#),
-            "x[0].y",
-        ),
+        (refund_json(r#","x":[{"y":1,"y":2}]"#), "x[0].y"),
     ] {
         let err = refused(Kind::REFUND, &payload);
         assert_eq!(err.code, ErrorCode::InvalidJson, "{payload}: {err}");
