@@ -25,7 +25,7 @@ use posbridge::sim::cloud::faults::{Fault, FaultRule, FaultTarget};
 use posbridge::sim::terminal::TerminalEvent;
 use posbridge::transport::open_pty;
 use posbridge::wire::Kind;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_posbridge");
@@ -53,25 +53,26 @@ fn exit_within(child: &mut Child, within: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Runs `posbridge ARGS` to its end, off the runtime's threads.
 async fn posbridge(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    posbridge_output(args, "warn").await
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    output_text(out)
+}
+
+/// A world whose daemon has settled one refund, `R-1`, as SUCCEEDED.
+async fn world_with_a_refund(more_payments: &[&str]) -> World {
+    let mut payments = vec![payment("PAY-1", 5000)];
+    payments.extend(more_payments.iter().map(|p| payment(p, 5000)));
+    let mut w = World::new(Setup {
+        payments,
+        ..Setup::default()
+    })
+    .await;
+    w.refund("R-1", "PAY-1", Some(100));
+    assert_eq!(w.final_update("R-1").await.state, RefundState::Succeeded);
+    w
 }
 
 /// How a `posbridge run` that should refuse to start ended: its exit status (None if
@@ -162,34 +163,6 @@ fn descriptors(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// Reads until the peer closes (or resets) the connection.
-async fn until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return got,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-/// An address the daemon logged: the `listen=` field of the first line with `marker`.
-async fn logged_addr(w: &World, marker: &str) -> SocketAddr {
-    let mut addr = None;
-    eventually(&format!("{marker:?} in the log"), || {
-        addr = w
-            .full_bridge_log()
-            .lines()
-            .find(|l| l.contains(marker))
-            .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("listen=")))
-            .and_then(|a| a.parse().ok());
-        addr.is_some()
-    })
-    .await;
-    addr.unwrap()
-}
-
 /// The largest descriptor count of `pid` seen over `during`, sampled every 20 ms.
 async fn most_descriptors(pid: u32, during: Duration) -> usize {
     let until = Instant::now() + during;
@@ -218,17 +191,7 @@ async fn stalled_clients(addr: SocketAddr, n: usize, opening: &[u8]) -> Vec<TcpS
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_daemon_on_the_same_ledger_is_refused_naming_the_first() {
-    let mut w = World::new(Setup {
-        payments: vec![
-            payment("PAY-1", 5000),
-            payment("PAY-2", 5000),
-            payment("PAY-3", 5000),
-        ],
-        ..Setup::default()
-    })
-    .await;
-    w.refund("R-1", "PAY-1", Some(100));
-    assert_eq!(w.final_update("R-1").await.state, RefundState::Succeeded);
+    let mut w = world_with_a_refund(&["PAY-2", "PAY-3"]).await;
     let first = w.bridge_pid().unwrap();
 
     // The same ledger, another terminal line.
@@ -835,13 +798,7 @@ async fn forged_notifications_are_all_counted_but_their_warnings_rate_limited() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_are_created_0600_under_umask_000() {
-    let mut w = World::new(Setup {
-        payments: vec![payment("PAY-1", 5000)],
-        ..Setup::default()
-    })
-    .await;
-    w.refund("R-1", "PAY-1", Some(100));
-    assert_eq!(w.final_update("R-1").await.state, RefundState::Succeeded);
+    let w = world_with_a_refund(&[]).await;
     let probe = path_in(&w, "umask-probe");
     for format in ["csv", "jsonl"] {
         let output = path_in(&w, &format!("export.{format}"));
@@ -908,13 +865,7 @@ fn a_ledger_in_a_read_only_directory_is_named_with_what_is_not_writable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_others_can_read_is_made_private_again_and_said_so() {
-    let mut w = World::new(Setup {
-        payments: vec![payment("PAY-1", 5000)],
-        ..Setup::default()
-    })
-    .await;
-    w.refund("R-1", "PAY-1", Some(100));
-    assert_eq!(w.final_update("R-1").await.state, RefundState::Succeeded);
+    let mut w = world_with_a_refund(&[]).await;
     // Killed, so the write-ahead log and shared memory files stay.
     w.kill_bridge();
     let ledger = w.ledger_path();

@@ -170,26 +170,12 @@ fn raw(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Runs the binary off the runtime's threads, with the given log filter.
 async fn posbridge(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "trace")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+    posbridge_output(args, "trace").await
 }
 
 fn both(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    output_text(out)
 }
 
 /// Where every secret must not be.
@@ -659,18 +645,7 @@ const NOTIFY_PATH: &str = "/antom/notifyRefund";
 
 /// The receiver's address, from the daemon's log.
 async fn notify_addr(w: &World) -> SocketAddr {
-    let mut addr = None;
-    eventually("the notifyRefund receiver's address in the log", || {
-        addr = w
-            .full_bridge_log()
-            .lines()
-            .find(|l| l.contains("notifyRefund receiver on"))
-            .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("listen=")))
-            .and_then(|a| a.parse().ok());
-        addr.is_some()
-    })
-    .await;
-    addr.unwrap()
+    logged_addr(w, "notifyRefund receiver on").await
 }
 
 fn notification(refund_request_id: &str, refund_id: &str) -> String {
@@ -732,18 +707,6 @@ async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> (u16, S
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.text().await.unwrap_or_default())
-}
-
-/// Reads until the peer closes (or resets) the connection.
-async fn until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return got,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 /// Reads until a whole response head has come, or the peer closed.

@@ -363,6 +363,60 @@ impl Drop for World {
     }
 }
 
+/// Runs `posbridge ARGS` to its end off the runtime's threads, with `RUST_LOG` set
+/// to `log`.
+pub async fn posbridge_output(args: Vec<String>, log: &str) -> std::process::Output {
+    let log = log.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_posbridge"))
+            .args(args)
+            .env("RUST_LOG", log)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A command's standard output and standard error, as text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Reads until the peer closes (or resets) the connection.
+pub async fn until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// An address the daemon logged: the `listen=` field of the first line with `marker`.
+pub async fn logged_addr(w: &World, marker: &str) -> std::net::SocketAddr {
+    let mut addr = None;
+    eventually(&format!("{marker:?} in the log"), || {
+        addr = w
+            .full_bridge_log()
+            .lines()
+            .find(|l| l.contains(marker))
+            .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("listen=")))
+            .and_then(|a| a.parse().ok());
+        addr.is_some()
+    })
+    .await;
+    addr.expect("logged")
+}
+
 /// The path of a file in the world's directory.
 pub fn path_in(world: &World, name: &str) -> PathBuf {
     world.dir.path().join(name)
