@@ -8,6 +8,8 @@
 //! - [`link`]: a session over any byte stream: ACK/NAK, sequence numbers,
 //!   retransmission, HELLO and PING/PONG liveness.
 //! - [`money`]: integer amounts and currency codes, shared by every layer.
+//! - [`bounds`]: the ranges numeric settings must fall in, shared likewise.
+//! - [`throttle`]: warnings outsiders can provoke, logged a few per interval.
 //! - [`text`]: text from outside made safe to keep, show and print, shared likewise.
 //! - [`message`]: the typed JSON messages carried by data frames, and their validation.
 //! - [`transport`]: serial devices, USB bulk endpoints and pseudo-terminals, reopened
@@ -23,6 +25,7 @@
 //! - [`daemon`]: `posbridge run`: the service's main loop.
 //! - [`cli`]: the `posbridge` command line.
 
+pub mod bounds;
 pub mod bridge;
 pub mod cli;
 pub mod config;
@@ -35,5 +38,6 @@ pub mod provider;
 pub mod reconcile;
 pub mod sim;
 pub mod text;
+pub mod throttle;
 pub mod transport;
 pub mod wire;

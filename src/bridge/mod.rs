@@ -22,13 +22,14 @@ pub mod texts;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::ledger::{LedgerHandle, RefundRecord};
 use crate::link::{Connector, Tracer};
@@ -55,7 +56,9 @@ pub struct BridgeSettings {
 impl BridgeSettings {
     /// Checks every part.
     pub fn validate(&self) -> Result<(), String> {
-        self.retry.validate().map_err(|e| format!("retry: {e}"))?;
+        self.retry
+            .validate()
+            .map_err(|e| e.under("retry").to_string())?;
         self.limits.validate()?;
         self.messages.validate()
     }
@@ -292,7 +295,8 @@ struct Inner {
     /// When each recorded-but-unsent refund's REFUND frame arrived.
     arrivals: Mutex<HashMap<i64, Instant>>,
     stats: BridgeStats,
-    stats_in_flight: AtomicUsize,
+    /// Every call to the provider in flight; shutdown waits for them.
+    tracker: TaskTracker,
 }
 
 /// The running bridge. Cheap to clone.
@@ -348,7 +352,7 @@ impl Bridge {
                 lines: Mutex::new(Vec::new()),
                 arrivals: Mutex::new(HashMap::new()),
                 stats: BridgeStats::default(),
-                stats_in_flight: AtomicUsize::new(0),
+                tracker: TaskTracker::new(),
             }),
         };
         tokio::spawn(worker::run(bridge.clone(), fresh_rx));
@@ -408,13 +412,20 @@ impl Bridge {
         })
     }
 
-    /// Stops sending new requests and waits up to `grace` for calls in flight; what
-    /// is still in flight after that is resumed from the ledger at the next start.
+    /// Stops sending new requests and waits for the calls in flight to end, at most
+    /// `grace`; what is still in flight after that is resumed from the ledger at the
+    /// next start.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.stop.cancel();
-        let deadline = Instant::now() + grace;
-        while worker::in_flight(self) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        self.inner.tracker.close();
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                calls = self.inner.tracker.len(),
+                "calls still in flight after the shutdown grace; they resume from the ledger at the next start"
+            );
         }
     }
 

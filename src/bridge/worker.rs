@@ -24,12 +24,8 @@ use crate::message::RefundState;
 use crate::provider::antom::notify::NotifyDelivery;
 use crate::provider::{InquiryRequest, RefundRequest};
 
-/// How many refunds are being worked on now (for shutdown).
-pub(super) fn in_flight(bridge: &Bridge) -> usize {
-    bridge.inner.stats_in_flight.load(Ordering::Relaxed)
-}
-
-/// Starts work on a refund, noting it as in flight.
+/// Starts work on a refund, noting it as in flight; each runs on the bridge's task
+/// tracker, so shutdown waits for exactly the calls still running.
 fn dispatch(
     bridge: &Bridge,
     refund: RefundRecord,
@@ -37,9 +33,9 @@ fn dispatch(
     done: &mpsc::UnboundedSender<i64>,
 ) {
     working.insert(refund.id, refund.payment_id.clone());
-    let (bridge, done) = (bridge.clone(), done.clone());
+    let (tracker, bridge, done) = (bridge.inner.tracker.clone(), bridge.clone(), done.clone());
     let span = refund_span(&refund);
-    tokio::spawn(
+    tracker.spawn(
         async move {
             let id = refund.id;
             work(&bridge, refund).await;
@@ -75,10 +71,6 @@ pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<Refun
             working.remove(&id);
             look |= backlog;
         }
-        bridge
-            .inner
-            .stats_in_flight
-            .store(working.len(), Ordering::Relaxed);
         if bridge.inner.stop.is_cancelled() {
             return;
         }
@@ -105,6 +97,8 @@ pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<Refun
                 Ok((due, next))
             });
             match due.await {
+                // Stopped while the ledger answered: nothing new leaves.
+                Ok(_) if bridge.inner.stop.is_cancelled() => return,
                 Ok((due, next)) => {
                     next_due = next;
                     let mut started = 0;

@@ -15,15 +15,12 @@ use clap::Args;
 use tokio::sync::mpsc;
 
 use super::term::Printer;
-use crate::bridge::limits::Limits;
-use crate::bridge::policy::RetrySettings;
-use crate::bridge::texts::{Language, MessageOverrides, catalogue_name};
-use crate::config::{Config, LedgerConfig, LogConfig, ShutdownConfig, TerminalConfig};
+use crate::bridge::texts::{Language, catalogue_name};
+use crate::config::Config;
 use crate::daemon::run::Daemon;
 use crate::ledger::Ledger;
 use crate::message::{DisplayInfo, Message, Refund, RefundState};
 use crate::money::{Amount, Currency};
-use crate::provider::ProviderConfig;
 use crate::sim::cloud::{CloudSim, demo};
 use crate::sim::line::{LineControl, relay};
 use crate::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
@@ -223,39 +220,21 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         terminal_end.path.display()
     ));
 
-    // The bridge: the daemon itself, configured in code.
+    // The bridge: the daemon itself, configured as a store would configure it.
     let provider_toml = demo::provider_toml("antom", &sim.base_url()).ok_or("no demo provider")?;
-    let provider = ProviderConfig::from_toml(&provider_toml).map_err(|e| e.to_string())?;
     let ledger = scratch.path().join("ledger.sqlite");
-    let config = Config {
-        ledger: LedgerConfig {
-            path: ledger.clone(),
-        },
-        terminals: vec![TerminalConfig {
-            name: Some("demo terminal".into()),
-            device: Some(bridge_end.path.clone()),
-            baud: DEFAULT_BAUD,
-            usb: None,
-            usb_serial: None,
-            usb_interface: 0,
-            usb_endpoint_in: 0x81,
-            usb_endpoint_out: 0x01,
-            language: args.language,
-        }],
-        provider,
-        retry: RetrySettings {
-            first_retry_ms: 300,
-            max_retry_ms: 1000,
-            first_poll_ms: 500,
-            max_poll_ms: 1000,
-            concurrency: 4,
-        },
-        limits: Limits::default(),
-        messages: MessageOverrides::default(),
-        log: LogConfig::default(),
-        metrics: None,
-        shutdown: ShutdownConfig::default(),
-    };
+    let language = args
+        .language
+        .map(|l| format!("language = \"{}\"\n", l.tag()))
+        .unwrap_or_default();
+    let text = format!(
+        "[ledger]\npath = {ledger}\n\n[[terminal]]\nname = \"demo terminal\"\ndevice = {device}\n\
+         {language}\n[retry]\nfirst_retry_ms = 300\nmax_retry_ms = 1000\nfirst_poll_ms = 500\n\
+         max_poll_ms = 1000\nconcurrency = 4\n\n{provider_toml}",
+        ledger = toml::Value::from(ledger.display().to_string()),
+        device = toml::Value::from(bridge_end.path.display().to_string()),
+    );
+    let config = Config::parse(&text, "demo configuration").map_err(|e| e.to_string())?;
     let daemon = Daemon::start(&config).await.map_err(|e| e.to_string())?;
     out.line(&format!("• bridge running, ledger {}", ledger.display()));
 

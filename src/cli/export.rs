@@ -191,6 +191,23 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Opens an export file as private as the ledger it copies: created 0600 whatever
+/// the umask, and an existing regular file made 0600 before anything is written (a
+/// device or pipe given as the output keeps its mode).
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
 /// This machine's name.
 fn host_name() -> String {
     nix::unistd::gethostname()
@@ -226,13 +243,7 @@ pub fn run(args: ExportArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let sink: Box<dyn Write> = match &args.output {
-        Some(path) => match std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-        {
+        Some(path) => match private_file(path) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
             Err(e) => return fail(format!("{}: {e}", path.display())),
         },

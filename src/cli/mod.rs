@@ -191,8 +191,9 @@ pub fn main() -> ExitCode {
     })
 }
 
-/// Loads the configuration and everything it points at (keys included), and says
-/// what it found.
+/// Loads the configuration and checks everything it points at, as `run` does before
+/// it creates anything (keys and their files' modes, notifyRefund, terminals, the
+/// ledger's place), and says what it found.
 fn check_config(path: &std::path::Path) -> ExitCode {
     let config = match crate::config::Config::load(path) {
         Ok(config) => config,
@@ -201,8 +202,8 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = crate::provider::build_provider(&config.provider) {
-        eprintln!("✗ {}: {e}", path.display());
+    if let Err(e) = crate::daemon::run::preflight(&config) {
+        eprintln!("✗ {e}");
         return ExitCode::from(2);
     }
     println!("✓ {} is valid", path.display());

@@ -21,7 +21,7 @@ pub use model::{
     NewRefund, RefundRecord, Settlement, TransitionRecord,
 };
 pub use schema::VERSION as SCHEMA_VERSION;
-pub use store::Ledger;
+pub use store::{Ledger, ensure_directory};
 
 /// Why the ledger could not do something.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

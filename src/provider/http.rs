@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::Outcome;
 use super::settings::ConfigError;
+use crate::bounds::{self, BadSetting};
 
 /// Timeouts and connection reuse for one provider's client. TOML keys in
 /// milliseconds; every key is optional.
@@ -49,25 +50,48 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// Checks the settings make sense together.
+    /// Checks each setting's range, and that they make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.connect_timeout_ms == 0 || self.total_timeout_ms == 0 {
-            return Err(ConfigError::invalid(
-                "http",
-                "timeouts must be greater than 0 ms",
-            ));
-        }
+        self.check()
+            .map_err(|bad| ConfigError::invalid(format!("http.{}", bad.key), bad.why))
+    }
+
+    fn check(&self) -> Result<(), BadSetting> {
+        bounds::check(
+            "connect_timeout_ms",
+            self.connect_timeout_ms,
+            100..=120_000,
+            " ms",
+        )?;
+        bounds::check(
+            "total_timeout_ms",
+            self.total_timeout_ms,
+            100..=600_000,
+            " ms",
+        )?;
+        bounds::check(
+            "pool_idle_timeout_ms",
+            self.pool_idle_timeout_ms,
+            0..=3_600_000,
+            " ms",
+        )?;
+        bounds::check(
+            "tcp_keepalive_ms",
+            self.tcp_keepalive_ms,
+            1000..=7_200_000,
+            " ms",
+        )?;
+        bounds::check(
+            "max_response_bytes",
+            self.max_response_bytes,
+            1024..=16 << 20,
+            " bytes",
+        )?;
         if self.connect_timeout_ms > self.total_timeout_ms {
-            return Err(ConfigError::invalid(
-                "http",
-                "connect_timeout_ms must not exceed total_timeout_ms \
+            return Err(BadSetting::new(
+                "connect_timeout_ms",
+                "must not exceed total_timeout_ms \
                  (a connect failure must be seen as such, not as a total timeout)",
-            ));
-        }
-        if self.max_response_bytes < 1024 {
-            return Err(ConfigError::invalid(
-                "http",
-                "max_response_bytes must be at least 1024",
             ));
         }
         Ok(())

@@ -39,13 +39,12 @@ pub enum KeyError {
         /// Which key.
         what: &'static str,
     },
-    /// A PEM block of the wrong kind.
-    #[error("{what}: PEM label `{label}` is not accepted here (expected {expected})")]
+    /// A PEM block of the wrong kind. The label found is not repeated: a file given
+    /// by mistake may hold a secret anywhere, its first line included.
+    #[error("{what}: the PEM block's label is not one accepted here (expected {expected})")]
     WrongLabel {
         /// Which key.
         what: &'static str,
-        /// The label found.
-        label: String,
         /// The labels accepted.
         expected: &'static str,
     },
@@ -85,10 +84,9 @@ impl PrivateKey {
             Some("RSA PRIVATE KEY") => {
                 RsaPrivateKey::from_pkcs1_pem(text.trim()).map_err(|e| invalid(WHAT, e))?
             }
-            Some(label) => {
+            Some(_) => {
                 return Err(KeyError::WrongLabel {
                     what: WHAT,
-                    label: label.chars().take(40).collect(),
                     expected: "`PRIVATE KEY` (PKCS#8) or `RSA PRIVATE KEY` (PKCS#1); \
                                encrypted keys are not supported",
                 });
@@ -156,10 +154,9 @@ impl PublicKey {
             Some("RSA PUBLIC KEY") => {
                 RsaPublicKey::from_pkcs1_pem(text.trim()).map_err(|e| invalid(WHAT, e))?
             }
-            Some(label) => {
+            Some(_) => {
                 return Err(KeyError::WrongLabel {
                     what: WHAT,
-                    label: label.chars().take(40).collect(),
                     expected: "`PUBLIC KEY` (X.509 SubjectPublicKeyInfo) or `RSA PUBLIC KEY` (PKCS#1)",
                 });
             }
@@ -320,5 +317,14 @@ mod tests {
             PrivateKey::from_file(Path::new("/nonexistent/key.pem")),
             Err(KeyError::Read { .. })
         ));
+        // A label is part of the file, and the file may be a secret.
+        let labelled =
+            "-----BEGIN sk_live_4eC39HqLyjWDa-----\nAAAA\n-----END sk_live_4eC39HqLyjWDa-----";
+        for err in [
+            PrivateKey::parse(labelled).unwrap_err().to_string(),
+            PublicKey::parse(labelled).unwrap_err().to_string(),
+        ] {
+            assert!(err.contains("label") && !err.contains("sk_live"), "{err}");
+        }
     }
 }
