@@ -95,7 +95,9 @@ fn openssl_speed() -> Option<(f64, f64)> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.trim_start().starts_with("rsa 2048 bits"))?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rsa 2048 bits"))?;
     let numbers: Vec<f64> = line
         .split_whitespace()
         .filter_map(|w| w.trim_end_matches('s').parse().ok())

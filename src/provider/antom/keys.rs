@@ -10,9 +10,9 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair, UnparsedPublicKey};
 use base64::Engine;
-use ring::rand::SystemRandom;
-use ring::signature::{self, KeyPair, RsaKeyPair, UnparsedPublicKey};
 
 /// Smallest modulus accepted. Antom issues 2048-bit keys.
 pub const MIN_KEY_BITS: usize = 2048;
@@ -63,8 +63,8 @@ pub enum KeyError {
     },
 }
 
-/// A private key that signs with RSA PKCS#1 v1.5 and SHA-256 (ring: constant time,
-/// with assembly). Prints as redacted.
+/// A private key that signs with RSA PKCS#1 v1.5 and SHA-256 (aws-lc-rs: AWS-LC's
+/// constant-time code, with assembly). Prints as redacted.
 #[derive(Clone)]
 pub struct PrivateKey {
     pair: Arc<RsaKeyPair>,
@@ -93,13 +93,11 @@ impl PrivateKey {
                 let der = bare_base64(WHAT, text)?;
                 match RsaKeyPair::from_pkcs8(&der) {
                     Ok(pair) => pair,
-                    Err(pkcs8) => {
-                        RsaKeyPair::from_der(&der).map_err(|_| rejected(WHAT, pkcs8))?
-                    }
+                    Err(pkcs8) => RsaKeyPair::from_der(&der).map_err(|_| rejected(WHAT, pkcs8))?,
                 }
             }
         };
-        check_size(WHAT, pair.public().modulus_len())?;
+        check_size(WHAT, pair.public_modulus_len())?;
         Ok(PrivateKey {
             pair: Arc::new(pair),
             rng: SystemRandom::new(),
@@ -118,16 +116,21 @@ impl PrivateKey {
 
     /// Signs `message`: RSA PKCS#1 v1.5 over its SHA-256.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
-        let mut signature = vec![0u8; self.pair.public().modulus_len()];
+        let mut signature = vec![0u8; self.pair.public_modulus_len()];
         self.pair
-            .sign(&signature::RSA_PKCS1_SHA256, &self.rng, message, &mut signature)
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &self.rng,
+                message,
+                &mut signature,
+            )
             .map_err(|_| "the RSA signature could not be made".to_string())?;
         Ok(signature)
     }
 
     /// The modulus size in bits.
     pub fn bits(&self) -> usize {
-        self.pair.public().modulus_len() * 8
+        self.pair.public_modulus_len() * 8
     }
 }
 
@@ -140,7 +143,7 @@ impl fmt::Debug for PrivateKey {
 /// A public key that verifies RSA PKCS#1 v1.5 SHA-256 signatures.
 #[derive(Clone)]
 pub struct PublicKey {
-    /// The PKCS#1 `RSAPublicKey` DER, what ring verifies with.
+    /// The PKCS#1 `RSAPublicKey` DER, what aws-lc-rs verifies with.
     pkcs1: Arc<Vec<u8>>,
     /// The modulus and exponent, without leading zeros, to compare keys.
     components: Arc<(Vec<u8>, Vec<u8>)>,
@@ -202,9 +205,12 @@ impl PublicKey {
     /// Whether `signature` is this key's RSA PKCS#1 v1.5 SHA-256 signature of
     /// `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, self.pkcs1.as_slice())
-            .verify(message, signature)
-            .is_ok()
+        UnparsedPublicKey::new(
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+            self.pkcs1.as_slice(),
+        )
+        .verify(message, signature)
+        .is_ok()
     }
 
     /// The modulus size in bits.
@@ -235,15 +241,25 @@ fn pem<'a>(what: &'static str, text: &'a str) -> Result<Option<(&'a str, Vec<u8>
     }
     match pem_rfc7468::decode_vec(text.as_bytes()) {
         Ok((label, der)) => {
-            let known = ["PRIVATE KEY", "RSA PRIVATE KEY", "PUBLIC KEY", "RSA PUBLIC KEY"];
+            let known = [
+                "PRIVATE KEY",
+                "RSA PRIVATE KEY",
+                "PUBLIC KEY",
+                "RSA PUBLIC KEY",
+            ];
             let label = known.into_iter().find(|k| *k == label).unwrap_or("");
             Ok(Some((label, der)))
         }
         Err(e) => {
             // A malformed block: say what is wrong with its shape, not what it holds.
-            let label_ok = ["PRIVATE KEY", "RSA PRIVATE KEY", "PUBLIC KEY", "RSA PUBLIC KEY"]
-                .iter()
-                .any(|k| text.starts_with(&format!("-----BEGIN {k}-----")));
+            let label_ok = [
+                "PRIVATE KEY",
+                "RSA PRIVATE KEY",
+                "PUBLIC KEY",
+                "RSA PUBLIC KEY",
+            ]
+            .iter()
+            .any(|k| text.starts_with(&format!("-----BEGIN {k}-----")));
             if label_ok {
                 Err(KeyError::Invalid {
                     what,
@@ -312,7 +328,7 @@ fn bare_base64(what: &'static str, text: &str) -> Result<Vec<u8>, KeyError> {
         .map_err(|_| KeyError::NotPemOrBase64 { what })
 }
 
-fn rejected(what: &'static str, error: ring::error::KeyRejected) -> KeyError {
+fn rejected(what: &'static str, error: aws_lc_rs::error::KeyRejected) -> KeyError {
     KeyError::Invalid {
         what,
         reason: error.to_string(),
