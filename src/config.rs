@@ -49,6 +49,9 @@ pub struct Config {
     /// `[shutdown]`.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// `[fleet]`; absent means the ledger is not shipped anywhere.
+    #[serde(default)]
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 /// `[ledger]`.
@@ -201,6 +204,9 @@ impl Config {
             None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
         };
         config.provider.resolve_relative_files(&base);
+        if let Some(fleet) = &mut config.fleet {
+            fleet.resolve_relative_files(&base);
+        }
         Ok(config)
     }
 
@@ -208,12 +214,17 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         use std::os::unix::fs::PermissionsExt;
         let mut out = Vec::new();
-        for (key, path) in self.provider.secret_files() {
+        let fleet = self.fleet.iter().flat_map(|f| f.secret_files());
+        let provider = self.provider.secret_files().into_iter();
+        for (key, path) in provider
+            .map(|(k, p)| (format!("provider.{k}"), p))
+            .chain(fleet.map(|(k, p)| (format!("fleet.{k}"), p)))
+        {
             if let Ok(meta) = std::fs::metadata(path) {
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
                     out.push(format!(
-                        "provider.{key}: {} is readable by others (mode {mode:o}); run chmod 600 {}",
+                        "{key}: {} is readable by others (mode {mode:o}); run chmod 600 {}",
                         path.display(),
                         path.display()
                     ));
@@ -287,6 +298,9 @@ impl Config {
         self.messages
             .validate()
             .map_err(|e| (Some("messages".into()), e))?;
+        if let Some(fleet) = &self.fleet {
+            fleet.validate().map_err(|(key, e)| (Some(key), e))?;
+        }
         if self.shutdown.grace_ms > 600_000 {
             return Err((
                 Some("shutdown.grace_ms".into()),

@@ -231,6 +231,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         log: LogConfig::default(),
         metrics: None,
         shutdown: ShutdownConfig::default(),
+        fleet: None,
     };
     let daemon = Daemon::start(&config).await.map_err(|e| e.to_string())?;
     out.line(&format!("• bridge running, ledger {}", ledger.display()));

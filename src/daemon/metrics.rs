@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::bridge::{Bridge, Histogram};
+use crate::fleet::ShipperStatus;
 use crate::ledger::Counts;
 use crate::wire::Damage;
 
@@ -24,7 +25,11 @@ const CLOUD_BUCKETS: [f64; 12] = [
 const OWN_BUCKETS: [f64; 9] = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
 /// Starts serving `/metrics`; returns the address bound.
-pub async fn serve(listen: SocketAddr, bridge: Bridge) -> std::io::Result<SocketAddr> {
+pub async fn serve(
+    listen: SocketAddr,
+    bridge: Bridge,
+    fleet: Option<ShipperStatus>,
+) -> std::io::Result<SocketAddr> {
     if !listen.ip().is_loopback() {
         tracing::warn!(%listen, "the metrics endpoint is not on loopback; anyone who can reach it sees refund counts");
     }
@@ -32,7 +37,7 @@ pub async fn serve(listen: SocketAddr, bridge: Bridge) -> std::io::Result<Socket
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(bridge);
+        .with_state((bridge, fleet));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("metrics endpoint stopped: {e}");
@@ -42,12 +47,18 @@ pub async fn serve(listen: SocketAddr, bridge: Bridge) -> std::io::Result<Socket
     Ok(bound)
 }
 
-async fn metrics(State(bridge): State<Bridge>) -> impl IntoResponse {
+async fn metrics(
+    State((bridge, fleet)): State<(Bridge, Option<ShipperStatus>)>,
+) -> impl IntoResponse {
     let counts = bridge.ledger().call(|l| l.counts()).await;
-    let body = match counts {
-        Ok(counts) => render(&bridge, &counts, jiff::Timestamp::now().as_millisecond()),
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut body = match counts {
+        Ok(counts) => render(&bridge, &counts, now),
         Err(e) => format!("# ledger unavailable: {e}\nposbridge_ledger_up 0\n"),
     };
+    if let Some(fleet) = fleet {
+        body.push_str(&fleet.prometheus(now));
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -28,6 +28,7 @@ pub struct Daemon {
     /// The bridge.
     pub bridge: Bridge,
     notify: Option<NotifyReceiver>,
+    fleet: Option<crate::fleet::Shipper>,
     /// Where the metrics endpoint listens, if it is on.
     pub metrics: Option<std::net::SocketAddr>,
     grace: Duration,
@@ -74,9 +75,10 @@ impl Daemon {
             },
             _ => None,
         };
+        let fleet = start_fleet(config, &bridge).await?;
         let metrics = match &config.metrics {
             Some(m) => Some(
-                super::metrics::serve(m.listen, bridge.clone())
+                super::metrics::serve(m.listen, bridge.clone(), fleet.as_ref().map(|f| f.status()))
                     .await
                     .map_err(|e| StartError(format!("metrics endpoint on {}: {e}", m.listen)))?,
             ),
@@ -85,6 +87,7 @@ impl Daemon {
         Ok(Daemon {
             bridge,
             notify,
+            fleet,
             metrics,
             grace: Duration::from_millis(config.shutdown.grace_ms),
         })
@@ -92,10 +95,35 @@ impl Daemon {
 
     /// Stops cleanly: no new requests, calls in flight finish (or are left to resume).
     pub async fn stop(self) {
+        if let Some(fleet) = self.fleet {
+            fleet.stop();
+        }
         if let Some(notify) = self.notify {
             notify.shutdown().await;
         }
         self.bridge.shutdown(self.grace).await;
+    }
+}
+
+/// Starts shipping the ledger when `[fleet]` is configured; otherwise turns the
+/// outbox off, so no copies pile up for a sink that does not exist.
+async fn start_fleet(
+    config: &Config,
+    bridge: &Bridge,
+) -> Result<Option<crate::fleet::Shipper>, StartError> {
+    match &config.fleet {
+        Some(fleet) => crate::fleet::Shipper::start(fleet, bridge.ledger().clone())
+            .await
+            .map(Some)
+            .map_err(StartError),
+        None => {
+            bridge
+                .ledger()
+                .call(|l| l.fleet_disable())
+                .await
+                .map_err(|e| StartError(e.to_string()))?;
+            Ok(None)
+        }
     }
 }
 

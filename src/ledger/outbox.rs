@@ -319,7 +319,10 @@ mod tests {
         assert_eq!(entries[0].refund.refund_request_id.as_deref(), Some("RR-A"));
         assert_eq!(entries[1].to_state, "SUCCEEDED");
         assert_eq!(entries[1].refund.state, "SUCCEEDED");
-        assert_eq!(entries[1].refund.provider_refund_id.as_deref(), Some("PR-1"));
+        assert_eq!(
+            entries[1].refund.provider_refund_id.as_deref(),
+            Some("PR-1")
+        );
         assert_eq!(entries[1].refund.result_code.as_deref(), Some("SUCCESS"));
         assert!(entries[0].seq < entries[1].seq);
         let position = ledger.fleet_position().unwrap().unwrap();
@@ -337,7 +340,10 @@ mod tests {
         let entries = ledger.outbox_after(0, 10).unwrap();
         assert_eq!(entries[0].refund.state, "ACCEPTED");
         assert_eq!(entries[1].refund.state, "SUCCEEDED");
-        assert_eq!(entries[0].refund.provider_refund_id.as_deref(), Some("PR-1"));
+        assert_eq!(
+            entries[0].refund.provider_refund_id.as_deref(),
+            Some("PR-1")
+        );
     }
 
     #[test]
@@ -356,8 +362,13 @@ mod tests {
         assert_eq!(copies, 1);
         let position = ledger.fleet_position().unwrap().unwrap();
         assert_eq!((position.confirmed_seq, position.pending), (first, 1));
-        let err = ledger.fleet_confirm("store-1", first + 5, 3_000).unwrap_err();
-        assert!(err.to_string().contains("another box uses the same box_id"), "{err}");
+        let err = ledger
+            .fleet_confirm("store-1", first + 5, 3_000)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("another box uses the same box_id"),
+            "{err}"
+        );
         assert!(ledger.fleet_confirm("store-2", first, 3_000).is_err());
         // A new box id ships everything again.
         assert_eq!(ledger.fleet_enable("store-2").unwrap().confirmed_seq, 0);

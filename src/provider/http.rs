@@ -76,16 +76,22 @@ impl HttpSettings {
     /// Builds the client: no redirects (a refund is never silently re-posted
     /// elsewhere), keep-alive on, rustls with bundled roots.
     pub fn client(&self) -> Result<reqwest::Client, ConfigError> {
+        self.builder()?
+            .build()
+            .map_err(|e| ConfigError::invalid("http", format!("cannot build the HTTP client: {e}")))
+    }
+
+    /// The client's builder with these settings, for a caller that adds
+    /// certificates of its own (the fleet's sink).
+    pub fn builder(&self) -> Result<reqwest::ClientBuilder, ConfigError> {
         self.validate()?;
-        reqwest::Client::builder()
+        Ok(reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
             .timeout(Duration::from_millis(self.total_timeout_ms))
             .pool_idle_timeout(Duration::from_millis(self.pool_idle_timeout_ms))
             .tcp_keepalive(Duration::from_millis(self.tcp_keepalive_ms))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("posbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::invalid("http", format!("cannot build the HTTP client: {e}")))
+            .user_agent(concat!("posbridge/", env!("CARGO_PKG_VERSION"))))
     }
 }
 
