@@ -2,6 +2,7 @@
 
 pub mod cloud;
 mod demo;
+mod fleet;
 mod loopback;
 mod ops;
 mod reconcile;
@@ -74,6 +75,8 @@ Examples:
     Retry(ops::RetryArgs),
     /// Export the ledger as CSV or JSON lines, for reconciliation.
     Export(ops::ExportArgs),
+    /// The fleet: receive every box's ledger into PostgreSQL, and ask it.
+    Fleet(fleet::FleetArgs),
     /// Compare the ledger with the provider's report; settle what it proves.
     Reconcile(reconcile::ReconcileArgs),
     /// Create a virtual serial line and serve the bridge's side on it.
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
         // The daemon sets up logging from its configuration.
         Command::Run { .. } => {}
         Command::Loopback(_) | Command::SimCloud(_) => init_logging("info"),
+        Command::Fleet(ref f) if f.is_serve() => init_logging("info"),
         // The demo tells its own story; only problems are logged.
         Command::Demo(_) => init_logging("error"),
         _ => init_logging("warn"),
@@ -162,6 +166,7 @@ pub fn main() -> ExitCode {
             Command::Retry(args) => ops::retry(args),
             Command::Export(args) => ops::export(args),
             Command::Reconcile(args) => reconcile::run(args),
+            Command::Fleet(args) => fleet::run(args).await,
             Command::Loopback(args) => loopback::run(args).await,
             Command::Term(args) => term::run(args).await,
             Command::SimCloud(args) => cloud::sim_cloud(args).await,

@@ -65,6 +65,8 @@ CREATE TABLE transitions (
     result_code text,
     attempt_id  bigint,
     received_at timestamptz NOT NULL DEFAULT now(),
+    -- The order rows arrived in, across boxes: per box it follows seq.
+    arrival     bigint GENERATED ALWAYS AS IDENTITY,
     PRIMARY KEY (box_id, seq),
     FOREIGN KEY (box_id, ledger_id) REFERENCES refunds
 );
