@@ -653,3 +653,138 @@ async fn every_box_ledger_reaches_postgres_exactly_once_in_order() {
     }
     drop(receiver);
 }
+
+/// The receiver with its own certificate and mutual TLS, the shipper in this
+/// process: without the receiver's CA the box refuses the receiver, without its own
+/// certificate the receiver refuses the box, and the lag grows meanwhile; with both
+/// the ledger arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_the_receivers_own_certificate() {
+    use posbridge::fleet::receiver::tls_config;
+    use posbridge::fleet::{FleetConfig, Receiver, ReceiverSettings, Shipper};
+    use posbridge::ledger::LedgerHandle;
+
+    let Some(pg) = cluster() else { return };
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/fleet");
+    let tls = tls_config(
+        &fixtures.join("receiver.pem"),
+        &fixtures.join("receiver.key"),
+        Some(&fixtures.join("ca.pem")),
+    )
+    .unwrap();
+    let receiver = Receiver::start(ReceiverSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: Database::new(&pg.url(), None).unwrap(),
+        fleet_secret: SECRET.as_bytes().to_vec(),
+        tls: Some(tls),
+        connections: 2,
+        max_body_bytes: 1 << 20,
+        header_read_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger_path = dir.path().join("ledger.sqlite");
+    let mut ledger = Ledger::open(&ledger_path).unwrap();
+    let usd = Currency::parse("USD").unwrap();
+    let an_hour_ago = jiff::Timestamp::now().as_millisecond() - 3_600_000;
+    for i in 0..5_i64 {
+        let new = NewRefund {
+            terminal_id: "T1".into(),
+            original_merchant_refund_id: format!("R-{i}"),
+            payment_id: format!("P-{i}"),
+            amount: Some(Amount::new(500, usd).unwrap()),
+            memo: None,
+        };
+        let policy = AcceptPolicy {
+            provider: "antom".into(),
+            queued: false,
+            refund_request_id: format!("RR-{i}"),
+            daily_limit: None,
+        };
+        ledger.accept(&new, &policy, an_hour_ago + i).unwrap();
+    }
+    let handle = LedgerHandle::spawn(ledger).unwrap();
+    let key_file = dir.path().join("box.key");
+    std::fs::write(
+        &key_file,
+        batch::box_key(SECRET.as_bytes(), "store-tls").unwrap(),
+    )
+    .unwrap();
+    let base = format!(
+        "url = \"https://127.0.0.1:{}\"\nbox_id = \"store-tls\"\nsecret_file = \"{}\"\n\
+         interval_ms = 20\nretry_max_ms = 200\n",
+        receiver.local_addr().port(),
+        key_file.display()
+    );
+    let ca = format!("ca_file = \"{}\"\n", fixtures.join("ca.pem").display());
+    let client = format!(
+        "client_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+        fixtures.join("box.pem").display(),
+        fixtures.join("box.key").display()
+    );
+    let database = pg.url();
+    for (what, extra, why) in [
+        (
+            "no CA for the receiver's certificate",
+            String::new(),
+            "UnknownIssuer",
+        ),
+        ("no client certificate", ca.clone(), "CertificateRequired"),
+    ] {
+        let config: FleetConfig = toml::from_str(&format!("{base}{extra}")).unwrap();
+        config.validate().unwrap();
+        let shipper = Shipper::start(&config, handle.clone()).await.unwrap();
+        let status = shipper.status();
+        until(what, || {
+            let s = status.snapshot();
+            async move {
+                if s.failures >= 2 {
+                    Ok(())
+                } else {
+                    Err(format!("{s:?}"))
+                }
+            }
+        })
+        .await;
+        shipper.stop();
+        let error = status.snapshot().last_error.unwrap_or_default();
+        assert!(error.contains(why), "{what}: {error}");
+        assert_eq!(
+            stored_position(&database, "store-tls").await.unwrap(),
+            0,
+            "{what}"
+        );
+        let metrics = status.prometheus(jiff::Timestamp::now().as_millisecond());
+        let lag: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("posbridge_fleet_lag_seconds "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(lag >= 3_600.0, "{what}: {metrics}");
+        assert!(
+            metrics.contains("posbridge_fleet_pending_transitions 5"),
+            "{metrics}"
+        );
+    }
+    let config: FleetConfig = toml::from_str(&format!("{base}{ca}{client}")).unwrap();
+    let shipper = Shipper::start(&config, handle.clone()).await.unwrap();
+    converged(&database, "store-tls", &ledger_path).await;
+    let status = shipper.status();
+    until("the lag drops to zero", || {
+        let metrics = status.prometheus(jiff::Timestamp::now().as_millisecond());
+        async move {
+            if metrics.contains("posbridge_fleet_lag_seconds 0.000") {
+                Ok(())
+            } else {
+                Err(metrics)
+            }
+        }
+    })
+    .await;
+    shipper.stop();
+    let client = connect(&database).await.unwrap();
+    assert_holds_exactly(&client, "store-tls", &ledger_path).await;
+    receiver.shutdown().await;
+}

@@ -16,6 +16,7 @@ use rand::RngExt;
 use super::batch::{self, Batch};
 use super::config::FleetConfig;
 use crate::ledger::{FleetPosition, LedgerError, LedgerHandle};
+use crate::provider::http::describe;
 
 /// Largest answer read from the receiver.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -334,18 +335,5 @@ impl Run {
         if let Ok(Some(position)) = self.ledger.call(|l| l.fleet_position()).await {
             self.status.update(|s| s.position = position);
         }
-    }
-}
-
-/// A transport error in words, without the URL's query or any header.
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "cannot connect".into()
-    } else if e.is_body() || e.is_decode() {
-        "the answer broke off".into()
-    } else {
-        "the request failed".into()
     }
 }

@@ -220,7 +220,7 @@ pub fn fold_error(call: Call, error: &reqwest::Error) -> Outcome {
 }
 
 /// An error and its causes on one line, without the URL.
-fn describe(error: &reqwest::Error) -> String {
+pub fn describe(error: &reqwest::Error) -> String {
     let mut text = error_kind(error).to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
