@@ -218,6 +218,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
     }
     println!("  provider  {}", config.provider.name());
+    if let Some(fleet) = &config.fleet {
+        if let Err(e) = fleet.load_key().and_then(|_| fleet.client().map(|_| ())) {
+            eprintln!("✗ {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        println!("  fleet     {} to {}", fleet.box_id, fleet.url);
+    }
     ExitCode::SUCCESS
 }
 
