@@ -27,7 +27,7 @@ use crate::provider::ProviderConfig;
 use crate::sim::cloud::{CloudSim, demo};
 use crate::sim::line::{LineControl, relay};
 use crate::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
-use crate::transport::{DEFAULT_BAUD, Reopen, TransportConfig, open_pty};
+use crate::transport::{DEFAULT_BAUD, PtyLink, Reopen, TransportConfig, open_pty};
 
 /// Arguments of `posbridge demo`.
 #[derive(Args)]
@@ -39,7 +39,8 @@ removed at the end (keep it with --keep).
 Examples:
   posbridge demo
   posbridge demo --language ja
-  posbridge demo --keep"
+  posbridge demo --keep
+  posbridge demo --fleet      (two boxes, one PostgreSQL database; docs/FLEET.md)"
 )]
 pub struct DemoArgs {
     /// Keep the scratch directory (ledger, configuration) and print where it is.
@@ -48,6 +49,10 @@ pub struct DemoArgs {
     /// The cashier texts' language: en, zh-Hans, zh-Hant, ja, ko, th, ms, id or fr-CA.
     #[arg(long, value_name = "LANG")]
     language: Option<Language>,
+    /// Two stores' boxes shipping their ledgers to one PostgreSQL database (needs
+    /// PostgreSQL's server installed; a private cluster is made and removed).
+    #[arg(long, conflicts_with_all = ["language", "keep"])]
+    fleet: bool,
 }
 
 /// How long the demo waits for any one step.
@@ -144,7 +149,12 @@ impl Demo {
 
 /// Runs `posbridge demo`.
 pub async fn run(args: DemoArgs) -> ExitCode {
-    match demo_run(&args).await {
+    let result = if args.fleet {
+        super::demo_fleet::run().await
+    } else {
+        demo_run(&args).await
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("posbridge demo: {e}");
@@ -178,21 +188,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         sim.base_url()
     ));
 
-    // The cable: two pseudo-terminals joined back to back.
-    let mut bridge_end = open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
-    let mut terminal_end =
-        open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
-    let spare = || {
-        open_pty()
-            .map(|p| p.master)
-            .map_err(|e| format!("cannot create a pseudo-terminal: {e}"))
-    };
-    let bridge_master = std::mem::replace(&mut bridge_end.master, spare()?);
-    let terminal_master = std::mem::replace(&mut terminal_end.master, spare()?);
-    let (b_read, b_write) = tokio::io::split(bridge_master);
-    let (t_read, t_write) = tokio::io::split(terminal_master);
-    tokio::spawn(relay(t_read, b_write, LineControl::default(), 1));
-    tokio::spawn(relay(b_read, t_write, LineControl::default(), 2));
+    let (bridge_end, terminal_end) = virtual_cable()?;
     out.line(&format!(
         "• virtual serial cable: bridge on {}, terminal on {}",
         bridge_end.path.display(),
@@ -203,36 +199,12 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     let provider_toml = demo::provider_toml("antom", &sim.base_url()).ok_or("no demo provider")?;
     let provider = ProviderConfig::from_toml(&provider_toml).map_err(|e| e.to_string())?;
     let ledger = scratch.path().join("ledger.sqlite");
-    let config = Config {
-        ledger: LedgerConfig {
-            path: ledger.clone(),
-        },
-        terminals: vec![TerminalConfig {
-            name: Some("demo terminal".into()),
-            device: Some(bridge_end.path.clone()),
-            baud: DEFAULT_BAUD,
-            usb: None,
-            usb_serial: None,
-            usb_interface: 0,
-            usb_endpoint_in: 0x81,
-            usb_endpoint_out: 0x01,
-            language: args.language,
-        }],
+    let config = daemon_config(
+        ledger.clone(),
+        bridge_end.path.clone(),
+        args.language,
         provider,
-        retry: RetrySettings {
-            first_retry_ms: 300,
-            max_retry_ms: 1000,
-            first_poll_ms: 500,
-            max_poll_ms: 1000,
-            concurrency: 4,
-        },
-        limits: Limits::default(),
-        messages: MessageOverrides::default(),
-        log: LogConfig::default(),
-        metrics: None,
-        shutdown: ShutdownConfig::default(),
-        fleet: None,
-    };
+    );
     let daemon = Daemon::start(&config).await.map_err(|e| e.to_string())?;
     out.line(&format!("• bridge running, ledger {}", ledger.display()));
 
@@ -310,7 +282,64 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn tempfile_dir() -> Result<tempfile::TempDir, String> {
+/// A virtual serial cable: two pseudo-terminals joined back to back by relays; the
+/// bridge opens the first's path, the terminal emulator the second's.
+pub(super) fn virtual_cable() -> Result<(PtyLink, PtyLink), String> {
+    let mut bridge_end = open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+    let mut terminal_end =
+        open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+    let spare = || {
+        open_pty()
+            .map(|p| p.master)
+            .map_err(|e| format!("cannot create a pseudo-terminal: {e}"))
+    };
+    let bridge_master = std::mem::replace(&mut bridge_end.master, spare()?);
+    let terminal_master = std::mem::replace(&mut terminal_end.master, spare()?);
+    let (b_read, b_write) = tokio::io::split(bridge_master);
+    let (t_read, t_write) = tokio::io::split(terminal_master);
+    tokio::spawn(relay(t_read, b_write, LineControl::default(), 1));
+    tokio::spawn(relay(b_read, t_write, LineControl::default(), 2));
+    Ok((bridge_end, terminal_end))
+}
+
+/// The demo bridge's configuration: one terminal line, quick retries.
+pub(super) fn daemon_config(
+    ledger: PathBuf,
+    device: PathBuf,
+    language: Option<Language>,
+    provider: ProviderConfig,
+) -> Config {
+    Config {
+        ledger: LedgerConfig { path: ledger },
+        terminals: vec![TerminalConfig {
+            name: Some("demo terminal".into()),
+            device: Some(device),
+            baud: DEFAULT_BAUD,
+            usb: None,
+            usb_serial: None,
+            usb_interface: 0,
+            usb_endpoint_in: 0x81,
+            usb_endpoint_out: 0x01,
+            language,
+        }],
+        provider,
+        retry: RetrySettings {
+            first_retry_ms: 300,
+            max_retry_ms: 1000,
+            first_poll_ms: 500,
+            max_poll_ms: 1000,
+            concurrency: 4,
+        },
+        limits: Limits::default(),
+        messages: MessageOverrides::default(),
+        log: LogConfig::default(),
+        metrics: None,
+        shutdown: ShutdownConfig::default(),
+        fleet: None,
+    }
+}
+
+pub(super) fn tempfile_dir() -> Result<tempfile::TempDir, String> {
     tempfile::Builder::new()
         .prefix("posbridge-demo-")
         .tempdir()

@@ -2,6 +2,7 @@
 
 pub mod cloud;
 mod demo;
+mod demo_fleet;
 mod fleet;
 mod loopback;
 mod ops;

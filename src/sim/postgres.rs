@@ -99,8 +99,21 @@ pub const USER: &str = "posbridge";
 impl PgCluster {
     /// Creates and starts a cluster with a database [`DATABASE`]. `durable: false`
     /// turns fsync off, which tests want; a benchmark wants it on.
+    /// Installs PostgreSQL first where [`binaries`] can.
     pub fn start(durable: bool) -> Result<PgCluster, String> {
-        let bin = binaries()?;
+        PgCluster::start_with(binaries()?, durable)
+    }
+
+    /// The same, with an installed PostgreSQL only: never installs anything.
+    pub fn start_if_installed(durable: bool) -> Result<PgCluster, String> {
+        let bin = find().ok_or(
+            "PostgreSQL's server is not installed (no /usr/lib/postgresql/*/bin/initdb; \
+             on Debian: apt-get install postgresql)",
+        )?;
+        PgCluster::start_with(bin, durable)
+    }
+
+    fn start_with(bin: PathBuf, durable: bool) -> Result<PgCluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("posbridge-pg-")
             .tempdir()
@@ -247,6 +260,11 @@ impl PgCluster {
                 String::from_utf8_lossy(&output.stderr).trim()
             ))
         }
+    }
+
+    /// Where `initdb` and `pg_ctl` came from.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
     }
 
     /// The scratch directory.
