@@ -189,6 +189,18 @@ async fn converged(database: &str, box_id: &str, ledger: &Path) {
     .await;
 }
 
+/// A transition's columns: seq, ledger id, time, from, to, cause, code, attempt.
+type Transition = (
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+);
+
 /// PostgreSQL holds exactly the box's ledger: every transition once, arrived in
 /// sequence, equal to the ledger's; every refund as the ledger has it now.
 async fn assert_holds_exactly(client: &Client, box_id: &str, ledger: &Path) {
@@ -203,16 +215,7 @@ async fn assert_holds_exactly(client: &Client, box_id: &str, ledger: &Path) {
         )
         .await
         .unwrap();
-    let stored: Vec<(
-        i64,
-        i64,
-        i64,
-        Option<String>,
-        String,
-        String,
-        Option<String>,
-        Option<i64>,
-    )> = rows
+    let stored: Vec<Transition> = rows
         .iter()
         .map(|r| {
             (
