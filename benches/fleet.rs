@@ -214,6 +214,25 @@ async fn throughput(pg: &PgCluster, args: &Args) {
         q(0.99)
     );
     receiver.shutdown().await;
+    let client = Database::new(&pg.url(), None)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for table in ["transitions", "refunds"] {
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT pg_total_relation_size('{table}')::float8 / greatest(count(*), 1), \
+                     count(*) FROM {table}"
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        let (per_row, rows): (f64, i64) = (row.get(0), row.get(1));
+        println!("storage: {table}: {per_row:.0} bytes a row with indexes ({rows} rows)");
+    }
 }
 
 /// Records one refund accepted and, a moment later, succeeded.
