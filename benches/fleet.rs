@@ -280,12 +280,17 @@ async fn lag(pg: &PgCluster, args: &Args) {
     ))
     .unwrap();
     let shipper = Shipper::start(&config, handle.clone()).await.unwrap();
-    let status = shipper.status();
+    // The true lag, read from the ledger as the metrics endpoint does.
     let lag_now = || {
-        let s = status.snapshot();
-        s.position.oldest_unconfirmed_ms.map_or(0.0, |at| {
-            (jiff::Timestamp::now().as_millisecond() - at) as f64 / 1000.0
-        })
+        let handle = handle.clone();
+        async move {
+            let position = handle.call(|l| l.fleet_position()).await.unwrap().unwrap();
+            let now = jiff::Timestamp::now().as_millisecond();
+            let lag = position
+                .oldest_unconfirmed_ms
+                .map_or(0.0, |at| (now - at) as f64 / 1000.0);
+            (lag, position.pending)
+        }
     };
     // Refunds at a steady rate, through the ledger thread as the bridge records them.
     let producing = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -316,7 +321,7 @@ async fn lag(pg: &PgCluster, args: &Args) {
             let until = Instant::now() + Duration::from_secs_f64(secs);
             let mut lags = Vec::new();
             while Instant::now() < until {
-                lags.push(lag_now());
+                lags.push(lag_now().await.0);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             lags.sort_by(f64::total_cmp);
@@ -335,12 +340,11 @@ async fn lag(pg: &PgCluster, args: &Args) {
     );
     receiver.shutdown().await;
     tokio::time::sleep(Duration::from_secs(args.outage_secs)).await;
-    let at_end = lag_now();
-    let pending = status.snapshot().position.pending;
+    let (at_end, pending) = lag_now().await;
     receiver = start_receiver(pg, &addr.to_string()).await;
     let back = Instant::now();
     // Drained: the lag is back under two intervals.
-    while lag_now() > 2.0 {
+    while lag_now().await.0 > 2.0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drained = back.elapsed().as_secs_f64();

@@ -61,7 +61,8 @@ impl ReceiverProcess {
             .open(log)
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_posbridge"))
-            .args(["fleet", "serve", "--listen", listen, "--secret-file"])
+            .args(["fleet", "serve", "--listen", listen, "--max-body-bytes", "4000000"])
+            .arg("--secret-file")
             .arg(secret_file)
             .env("POSBRIDGE_FLEET_DATABASE", database)
             .env("RUST_LOG", "posbridge=debug")
@@ -541,6 +542,9 @@ async fn every_box_ledger_reaches_postgres_exactly_once_in_order() {
             "forgery {i}: {status} {answer}"
         );
     }
+    // Too large, whatever it says, is refused before it is read whole.
+    let (status, answer) = post(&url, BOXES[0], "sha256=00", vec![b'{'; 5_000_000]).await;
+    assert_eq!(status, 413, "{answer}");
     assert_eq!(count("SELECT count(*) FROM transitions").await, before);
 
     // 6. Duplicated, reordered and overlapping batches of a box this test drives.
@@ -758,7 +762,7 @@ async fn mutual_tls_with_the_receivers_own_certificate() {
             0,
             "{what}"
         );
-        let metrics = status.prometheus(jiff::Timestamp::now().as_millisecond());
+        let metrics = status.prometheus(None, jiff::Timestamp::now().as_millisecond());
         let lag: f64 = metrics
             .lines()
             .find_map(|l| l.strip_prefix("posbridge_fleet_lag_seconds "))
@@ -776,7 +780,7 @@ async fn mutual_tls_with_the_receivers_own_certificate() {
     converged(&database, "store-tls", &ledger_path).await;
     let status = shipper.status();
     until("the lag drops to zero", || {
-        let metrics = status.prometheus(jiff::Timestamp::now().as_millisecond());
+        let metrics = status.prometheus(None, jiff::Timestamp::now().as_millisecond());
         async move {
             if metrics.contains("posbridge_fleet_lag_seconds 0.000") {
                 Ok(())

@@ -57,7 +57,9 @@ async fn metrics(
         Err(e) => format!("# ledger unavailable: {e}\nposbridge_ledger_up 0\n"),
     };
     if let Some(fleet) = fleet {
-        body.push_str(&fleet.prometheus(now));
+        // Read now, so the lag is exact even while the shipper waits out a backoff.
+        let position = bridge.ledger().call(|l| l.fleet_position()).await.ok().flatten();
+        body.push_str(&fleet.prometheus(position, now));
     }
     (
         [(

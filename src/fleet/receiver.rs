@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -81,6 +81,8 @@ pub struct Receiver {
 
 struct Shared {
     pool: Pool,
+    max_body_bytes: usize,
+    body_timeout: Duration,
     fleet_secret: Vec<u8>,
     stats: Arc<ReceiverStats>,
 }
@@ -98,6 +100,9 @@ impl Receiver {
         let stats = Arc::new(ReceiverStats::default());
         let shared = Arc::new(Shared {
             pool: Pool::new(settings.database, settings.connections.max(1)),
+            max_body_bytes: settings.max_body_bytes,
+            // A batch of the largest size crosses a slow line in well under this.
+            body_timeout: Duration::from_secs(60),
             fleet_secret: settings.fleet_secret,
             stats: stats.clone(),
         });
@@ -112,7 +117,6 @@ impl Receiver {
             .route(BATCH_PATH, post(receive))
             .route("/healthz", get(health))
             .route("/metrics", get(metrics))
-            .layer(DefaultBodyLimit::max(settings.max_body_bytes))
             .with_state(shared);
         let stop = CancellationToken::new();
         let task = tokio::spawn(accept_loop(
@@ -273,7 +277,44 @@ fn refuse(shared: &Shared, status: StatusCode, error: String) -> Response {
     answer(status, serde_json::json!({ "error": error }))
 }
 
-async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > shared.max_body_bytes as u64) {
+        return refuse(
+            &shared,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the batch is over {} bytes", shared.max_body_bytes),
+        );
+    }
+    // A client that trickles its body must not hold a connection for ever.
+    let body = match tokio::time::timeout(
+        shared.body_timeout,
+        axum::body::to_bytes(body, shared.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) => {
+            return refuse(
+                &shared,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body could not be read within {} bytes: {e}",
+                    shared.max_body_bytes
+                ),
+            );
+        }
+        Err(_) => {
+            return refuse(
+                &shared,
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {:?}", shared.body_timeout),
+            );
+        }
+    };
     let Some(box_id) = headers.get(batch::BOX_HEADER).and_then(|v| v.to_str().ok()) else {
         return refuse(
             &shared,

@@ -57,9 +57,14 @@ impl ShipperStatus {
     }
 
     /// The Prometheus text of the fleet metrics: the lag is the age of the oldest
-    /// transition the receiver has not confirmed (0 when none is waiting).
-    pub fn prometheus(&self, now_ms: i64) -> String {
-        let s = self.snapshot();
+    /// transition the receiver has not confirmed (0 when none is waiting). `position`
+    /// is the outbox read now, when the caller has it; otherwise the shipper's last
+    /// reading is used, which may be as old as its last try.
+    pub fn prometheus(&self, position: Option<FleetPosition>, now_ms: i64) -> String {
+        let mut s = self.snapshot();
+        if let Some(position) = position {
+            s.position = position;
+        }
         let lag = s
             .position
             .oldest_unconfirmed_ms
