@@ -61,7 +61,14 @@ impl ReceiverProcess {
             .open(log)
             .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_posbridge"))
-            .args(["fleet", "serve", "--listen", listen, "--max-body-bytes", "4000000"])
+            .args([
+                "fleet",
+                "serve",
+                "--listen",
+                listen,
+                "--max-body-bytes",
+                "4000000",
+            ])
             .arg("--secret-file")
             .arg(secret_file)
             .env("POSBRIDGE_FLEET_DATABASE", database)
@@ -393,6 +400,22 @@ fn replay_ledger(dir: &Path) -> Ledger {
     ledger
 }
 
+/// The box's metrics endpoint, from its log.
+async fn metrics_url(world: &World) -> String {
+    let mut address = None;
+    common::eventually("the metrics address in the log", || {
+        address = world
+            .full_bridge_log()
+            .lines()
+            .find(|l| l.contains("metrics on /metrics"))
+            .and_then(|l| l.split("listen=").nth(1))
+            .map(|a| a.split_whitespace().next().unwrap_or("").to_owned());
+        address.is_some()
+    })
+    .await;
+    format!("http://{}/metrics", address.unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_box_ledger_reaches_postgres_exactly_once_in_order() {
     let Some(pg) = cluster() else { return };
@@ -426,8 +449,14 @@ async fn every_box_ledger_reaches_postgres_exactly_once_in_order() {
             payments,
             terminal_id: ["T-A", "T-B", "T-C"][i],
             extra_config: format!(
-                "[fleet]\nurl = \"{url}\"\nbox_id = \"{box_id}\"\nsecret_file = \"{}\"\n\
+                "{}[fleet]\nurl = \"{url}\"\nbox_id = \"{box_id}\"\nsecret_file = \"{}\"\n\
                  batch_max = 4\ninterval_ms = 50\nretry_max_ms = 400\n",
+                // The first box's metrics show its lag.
+                if i == 0 {
+                    "[metrics]\nlisten = \"127.0.0.1:0\"\n"
+                } else {
+                    ""
+                },
                 key_file.display()
             ),
             ..Setup::default()
@@ -456,10 +485,30 @@ async fn every_box_ledger_reaches_postgres_exactly_once_in_order() {
         assert!(position.pending > 0, "{position:?}");
         assert!(position.oldest_unconfirmed_ms.is_some());
     }
+    let metrics = metrics_url(&worlds[0]).await;
+    let gauge = |page: &str, name: &str| -> f64 {
+        page.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {page}"))
+    };
+    let page = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+    assert!(gauge(&page, "posbridge_fleet_lag_seconds") > 0.0, "{page}");
+    assert!(
+        gauge(&page, "posbridge_fleet_pending_transitions") >= 6.0,
+        "{page}"
+    );
     receiver.restart();
     for (world, box_id) in worlds.iter().zip(BOXES) {
         converged(&database, box_id, &world.ledger_path()).await;
     }
+    let page = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+    assert_eq!(gauge(&page, "posbridge_fleet_lag_seconds"), 0.0, "{page}");
+    assert_eq!(
+        gauge(&page, "posbridge_fleet_pending_transitions"),
+        0.0,
+        "{page}"
+    );
 
     // 3. PostgreSQL crashes; meanwhile box 2 is SIGKILLed and restarted.
     pg.stop_server(true).unwrap();
@@ -543,8 +592,21 @@ async fn every_box_ledger_reaches_postgres_exactly_once_in_order() {
         );
     }
     // Too large, whatever it says, is refused before it is read whole.
-    let (status, answer) = post(&url, BOXES[0], "sha256=00", vec![b'{'; 5_000_000]).await;
-    assert_eq!(status, 413, "{answer}");
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(receiver.addr).await.unwrap();
+        stream
+            .write_all(
+                b"POST /v1/batch HTTP/1.1\r\nHost: fleet\r\nPosbridge-Box: store-101\r\n\
+                  Content-Length: 5000000\r\n\r\n{",
+            )
+            .await
+            .unwrap();
+        let mut answer = vec![0; 200];
+        let n = stream.read(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    }
     assert_eq!(count("SELECT count(*) FROM transitions").await, before);
 
     // 6. Duplicated, reordered and overlapping batches of a box this test drives.

@@ -58,7 +58,12 @@ async fn metrics(
     };
     if let Some(fleet) = fleet {
         // Read now, so the lag is exact even while the shipper waits out a backoff.
-        let position = bridge.ledger().call(|l| l.fleet_position()).await.ok().flatten();
+        let position = bridge
+            .ledger()
+            .call(|l| l.fleet_position())
+            .await
+            .ok()
+            .flatten();
         body.push_str(&fleet.prometheus(position, now));
     }
     (
