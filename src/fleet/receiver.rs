@@ -23,15 +23,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_util::sync::CancellationToken;
-use tower::Service;
 
 use super::batch::{self, BATCH_PATH, Batch};
 use super::store::{self, Applied, Database, StoreError};
@@ -119,7 +116,7 @@ impl Receiver {
             .route("/metrics", get(metrics))
             .with_state(shared);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(
+        let task = tokio::spawn(crate::provider::serve::accept_loop_tls(
             listener,
             router,
             settings.tls.map(TlsAcceptor::from),
@@ -200,66 +197,6 @@ pub fn tls_config(
         .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    router: Router,
-    tls: Option<TlsAcceptor>,
-    header_read_timeout: Duration,
-    stop: CancellationToken,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let router = router.clone();
-        let tls = tls.clone();
-        let stop = stop.child_token();
-        tokio::spawn(async move {
-            match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve(stream, router, header_read_timeout, stop).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-                None => serve(stream, router, header_read_timeout, stop).await,
-            }
-        });
-    }
-}
-
-async fn serve<S>(stream: S, router: Router, header_read_timeout: Duration, stop: CancellationToken)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |request| {
-        let mut router = router.clone();
-        async move { router.call(request).await }
-    });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::select! {
-        result = connection => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        }
-        _ = stop.cancelled() => {}
-    }
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
