@@ -50,6 +50,9 @@ pub struct Config {
     /// `[shutdown]`.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// `[fleet]`; absent means the ledger is not shipped anywhere.
+    #[serde(default)]
+    pub fleet: Option<crate::fleet::FleetConfig>,
     /// The file and text it was read from, for errors found after parsing.
     #[serde(skip)]
     source: Source,
@@ -245,6 +248,9 @@ impl Config {
             None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
         };
         config.provider.resolve_relative_files(&base);
+        if let Some(fleet) = &mut config.fleet {
+            fleet.resolve_relative_files(&base);
+        }
         Ok(config)
     }
 
@@ -386,6 +392,9 @@ impl Config {
                         ),
                     )
                 })?;
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.validate().map_err(|(key, e)| (Some(key), e))?;
         }
         Ok(())
     }

@@ -18,6 +18,8 @@
 //!   PaymentOptions) behind one trait, and how each outcome is classified.
 //! - [`ledger`]: the SQLite ledger, the single source of truth for refunds.
 //! - [`reconcile`]: the ledger against the provider's report of the refunds it made.
+//! - [`fleet`]: every box's ledger shipped to a central PostgreSQL: the outbox's
+//!   shipper and the receiver.
 //! - [`bridge`]: the refund life cycle: sessions, the scheduler, store-and-forward,
 //!   display texts and limits.
 //! - [`config`]: the daemon's TOML configuration.
@@ -30,6 +32,7 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod ledger;
 pub mod link;
 pub mod message;

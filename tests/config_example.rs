@@ -65,6 +65,9 @@ fn the_commented_alternatives_parse_too() {
             .contains_key("SUCCEEDED")
     );
     assert_eq!(config.terminals[0].language, Some(japanese));
+    let fleet = config.fleet.expect("the [fleet] example");
+    assert_eq!(fleet.box_id, "store-112");
+    assert_eq!(fleet.batch_url(), "https://fleet.example.com/v1/batch");
 }
 
 /// A number as the example writes it: decimal or `0x` hexadecimal.

@@ -24,7 +24,7 @@ use crate::money::{Amount, Currency};
 use crate::sim::cloud::{CloudSim, demo};
 use crate::sim::line::{LineControl, relay};
 use crate::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
-use crate::transport::{DEFAULT_BAUD, Reopen, TransportConfig, open_pty};
+use crate::transport::{DEFAULT_BAUD, PtyLink, Reopen, TransportConfig, open_pty};
 
 /// Arguments of `posbridge demo`.
 #[derive(Args)]
@@ -36,7 +36,8 @@ removed at the end (keep it with --keep).
 Examples:
   posbridge demo
   posbridge demo --language ja
-  posbridge demo --keep"
+  posbridge demo --keep
+  posbridge demo --fleet      (two boxes, one PostgreSQL database; docs/FLEET.md)"
 )]
 pub struct DemoArgs {
     /// Keep the scratch directory (ledger, configuration) and print where it is.
@@ -45,6 +46,10 @@ pub struct DemoArgs {
     /// The cashier texts' language: en, zh-Hans, zh-Hant, ja, ko, th, ms, id or fr-CA.
     #[arg(long, value_name = "LANG")]
     language: Option<Language>,
+    /// Two stores' boxes shipping their ledgers to one PostgreSQL database (needs
+    /// PostgreSQL's server installed; a private cluster is made and removed).
+    #[arg(long, conflicts_with_all = ["language", "keep"])]
+    fleet: bool,
 }
 
 /// How long the demo waits for any one step.
@@ -165,7 +170,12 @@ impl Demo {
 
 /// Runs `posbridge demo`.
 pub async fn run(args: DemoArgs) -> ExitCode {
-    match demo_run(&args).await {
+    let result = if args.fleet {
+        super::demo_fleet::run().await
+    } else {
+        demo_run(&args).await
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("posbridge demo: {e}");
@@ -199,21 +209,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         sim.base_url()
     ));
 
-    // The cable: two pseudo-terminals joined back to back.
-    let mut bridge_end = open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
-    let mut terminal_end =
-        open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
-    let spare = || {
-        open_pty()
-            .map(|p| p.master)
-            .map_err(|e| format!("cannot create a pseudo-terminal: {e}"))
-    };
-    let bridge_master = std::mem::replace(&mut bridge_end.master, spare()?);
-    let terminal_master = std::mem::replace(&mut terminal_end.master, spare()?);
-    let (b_read, b_write) = tokio::io::split(bridge_master);
-    let (t_read, t_write) = tokio::io::split(terminal_master);
-    tokio::spawn(relay(t_read, b_write, LineControl::default(), 1));
-    tokio::spawn(relay(b_read, t_write, LineControl::default(), 2));
+    let (bridge_end, terminal_end) = virtual_cable()?;
     out.line(&format!(
         "• virtual serial cable: bridge on {}, terminal on {}",
         bridge_end.path.display(),
@@ -223,18 +219,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     // The bridge: the daemon itself, configured as a store would configure it.
     let provider_toml = demo::provider_toml("antom", &sim.base_url()).ok_or("no demo provider")?;
     let ledger = scratch.path().join("ledger.sqlite");
-    let language = args
-        .language
-        .map(|l| format!("language = \"{}\"\n", l.tag()))
-        .unwrap_or_default();
-    let text = format!(
-        "[ledger]\npath = {ledger}\n\n[[terminal]]\nname = \"demo terminal\"\ndevice = {device}\n\
-         {language}\n[retry]\nfirst_retry_ms = 300\nmax_retry_ms = 1000\nfirst_poll_ms = 500\n\
-         max_poll_ms = 1000\nconcurrency = 4\n\n{provider_toml}",
-        ledger = toml::Value::from(ledger.display().to_string()),
-        device = toml::Value::from(bridge_end.path.display().to_string()),
-    );
-    let config = Config::parse(&text, "demo configuration").map_err(|e| e.to_string())?;
+    let config = daemon_config(&ledger, &bridge_end.path, args.language, &provider_toml, "")?;
     let daemon = Daemon::start(&config).await.map_err(|e| e.to_string())?;
     out.line(&format!("• bridge running, ledger {}", ledger.display()));
 
@@ -313,7 +298,49 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn tempfile_dir() -> Result<tempfile::TempDir, String> {
+/// A virtual serial cable: two pseudo-terminals joined back to back by relays; the
+/// bridge opens the first's path, the terminal emulator the second's.
+pub(super) fn virtual_cable() -> Result<(PtyLink, PtyLink), String> {
+    let mut bridge_end = open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+    let mut terminal_end =
+        open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+    let spare = || {
+        open_pty()
+            .map(|p| p.master)
+            .map_err(|e| format!("cannot create a pseudo-terminal: {e}"))
+    };
+    let bridge_master = std::mem::replace(&mut bridge_end.master, spare()?);
+    let terminal_master = std::mem::replace(&mut terminal_end.master, spare()?);
+    let (b_read, b_write) = tokio::io::split(bridge_master);
+    let (t_read, t_write) = tokio::io::split(terminal_master);
+    tokio::spawn(relay(t_read, b_write, LineControl::default(), 1));
+    tokio::spawn(relay(b_read, t_write, LineControl::default(), 2));
+    Ok((bridge_end, terminal_end))
+}
+
+/// The demo bridge's configuration: one terminal line, quick retries.
+/// The daemon's configuration, written as a store would write it; `extra` adds tables.
+pub(super) fn daemon_config(
+    ledger: &std::path::Path,
+    device: &std::path::Path,
+    language: Option<Language>,
+    provider_toml: &str,
+    extra: &str,
+) -> Result<Config, String> {
+    let language = language
+        .map(|l| format!("language = \"{}\"\n", l.tag()))
+        .unwrap_or_default();
+    let text = format!(
+        "[ledger]\npath = {ledger}\n\n[[terminal]]\nname = \"demo terminal\"\ndevice = {device}\n\
+         {language}\n[retry]\nfirst_retry_ms = 300\nmax_retry_ms = 1000\nfirst_poll_ms = 500\n\
+         max_poll_ms = 1000\nconcurrency = 4\n\n{extra}\n{provider_toml}",
+        ledger = toml::Value::from(ledger.display().to_string()),
+        device = toml::Value::from(device.display().to_string()),
+    );
+    Config::parse(&text, "demo configuration").map_err(|e| e.to_string())
+}
+
+pub(super) fn tempfile_dir() -> Result<tempfile::TempDir, String> {
     tempfile::Builder::new()
         .prefix("posbridge-demo-")
         .tempdir()

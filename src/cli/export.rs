@@ -47,7 +47,8 @@ pub struct ExportArgs {
     /// Only refunds accepted before this moment.
     #[arg(long, value_name = "WHEN")]
     until: Option<String>,
-    /// The box's name on every row (default: this machine's host name).
+    /// The box's name on every row (default: `[fleet] box_id` in the configuration,
+    /// else this machine's host name).
     #[arg(long, value_name = "NAME")]
     box_id: Option<String>,
     /// Write here (created 0600) instead of standard output.
@@ -191,10 +192,10 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Opens an export file as private as the ledger it copies: created 0600 whatever
+/// Opens a file as private as the ledger (exports, the demo's keys): created 0600 whatever
 /// the umask, and an existing regular file made 0600 before anything is written (a
 /// device or pipe given as the output keeps its mode).
-fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+pub(super) fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::PermissionsExt;
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -206,6 +207,12 @@ fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(file)
+}
+
+/// The box's name in the fleet, when a configuration names one.
+fn configured_box_id(ledger: &LedgerArgs) -> Option<String> {
+    let config = crate::config::Config::load(ledger.config_path()).ok()?;
+    config.fleet.map(|f| f.box_id)
 }
 
 /// This machine's name.
@@ -237,7 +244,10 @@ pub fn run(args: ExportArgs) -> ExitCode {
         Ok(u) => u,
         Err(e) => return fail(format!("--until {e}")),
     };
-    let box_id = args.box_id.clone().unwrap_or_else(host_name);
+    let box_id = match &args.box_id {
+        Some(id) => id.clone(),
+        None => configured_box_id(&args.ledger).unwrap_or_else(host_name),
+    };
     let ledger = match args.ledger.open() {
         Ok(l) => l,
         Err(e) => return fail(e),

@@ -2,7 +2,9 @@
 
 pub mod cloud;
 mod demo;
+mod demo_fleet;
 mod export;
+mod fleet;
 mod log;
 mod loopback;
 mod ops;
@@ -75,6 +77,8 @@ Examples:
     Retry(ops::RetryArgs),
     /// Export the ledger as CSV or JSON lines, for reconciliation.
     Export(export::ExportArgs),
+    /// The fleet: receive every box's ledger into PostgreSQL, and ask it.
+    Fleet(fleet::FleetArgs),
     /// Compare the ledger with the provider's report; settle what it proves.
     Reconcile(reconcile::ReconcileArgs),
     /// Create a virtual serial line and serve the bridge's side on it.
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         // The daemon sets up logging from its configuration.
         Command::Run { .. } => {}
         Command::Loopback(_) | Command::SimCloud(_) => init_logging("info"),
+        Command::Fleet(ref f) if f.is_serve() => init_logging("info"),
         // The demo tells its own story; only problems are logged.
         Command::Demo(_) => init_logging("error"),
         _ => init_logging("warn"),
@@ -163,6 +168,7 @@ pub fn main() -> ExitCode {
             Command::Retry(args) => ops::retry(args),
             Command::Export(args) => export::run(args),
             Command::Reconcile(args) => reconcile::run(args),
+            Command::Fleet(args) => fleet::run(args).await,
             Command::Loopback(args) => loopback::run(args).await,
             Command::Term(args) => term::run(args).await,
             Command::SimCloud(args) => cloud::sim_cloud(args).await,
@@ -215,6 +221,13 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
     }
     println!("  provider  {}", config.provider.name());
+    if let Some(fleet) = &config.fleet {
+        if let Err(e) = fleet.load_key().and_then(|_| fleet.client().map(|_| ())) {
+            eprintln!("✗ {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        println!("  fleet     {} to {}", fleet.box_id, fleet.url);
+    }
     ExitCode::SUCCESS
 }
 

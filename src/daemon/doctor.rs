@@ -126,7 +126,8 @@ pub async fn examine(path: &Path) -> Vec<Check> {
 
 fn keys(config: &Config) -> Vec<Check> {
     let mut checks = Vec::new();
-    for (_, path) in config.provider.secret_files() {
+    let fleet = config.fleet.iter().flat_map(|f| f.secret_files());
+    for (_, path) in config.provider.secret_files().into_iter().chain(fleet) {
         if let Some(problem) = secret_file_problem(path) {
             checks.push(Check::fail(
                 "key file permissions",

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{Bridge, Histogram};
 use crate::config::MetricsConfig;
+use crate::fleet::ShipperStatus;
 use crate::ledger::Counts;
 use crate::provider::antom::notify::{NotifyStats, Refusal};
 use crate::provider::serve::{ServeLimits, serve_bounded};
@@ -38,6 +39,7 @@ pub fn serve(
     config: &MetricsConfig,
     bridge: Bridge,
     notify: Option<Arc<NotifyStats>>,
+    fleet: Option<ShipperStatus>,
 ) -> std::io::Result<SocketAddr> {
     let listen = config.listen;
     if !listen.ip().is_loopback() {
@@ -46,7 +48,11 @@ pub fn serve(
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(Page { bridge, notify });
+        .with_state(Page {
+            bridge,
+            notify,
+            fleet,
+        });
     let limits = ServeLimits {
         header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
         max_connections: config.max_connections,
@@ -67,20 +73,29 @@ pub fn serve(
 struct Page {
     bridge: Bridge,
     notify: Option<Arc<NotifyStats>>,
+    fleet: Option<ShipperStatus>,
 }
 
 async fn metrics(State(page): State<Page>) -> impl IntoResponse {
     let counts = page.bridge.ledger().call(|l| l.counts()).await;
+    let now = jiff::Timestamp::now().as_millisecond();
     let mut body = match counts {
-        Ok(counts) => render(
-            &page.bridge,
-            &counts,
-            jiff::Timestamp::now().as_millisecond(),
-        ),
+        Ok(counts) => render(&page.bridge, &counts, now),
         Err(e) => format!("# ledger unavailable: {e}\nposbridge_ledger_up 0\n"),
     };
     if let Some(notify) = &page.notify {
         render_notify(&mut body, notify);
+    }
+    if let Some(fleet) = &page.fleet {
+        // Read now, so the lag is exact even while the shipper waits out a backoff.
+        let position = page
+            .bridge
+            .ledger()
+            .call(|l| l.fleet_position())
+            .await
+            .ok()
+            .flatten();
+        body.push_str(&fleet.prometheus(position, now));
     }
     (
         [(

@@ -81,6 +81,7 @@ pub struct Daemon {
     /// The bridge.
     pub bridge: Bridge,
     notify: Option<NotifyReceiver>,
+    fleet: Option<crate::fleet::Shipper>,
     /// Where the metrics endpoint listens, if it is on.
     pub metrics: Option<std::net::SocketAddr>,
     grace: Duration,
@@ -137,6 +138,7 @@ impl Daemon {
             }
             _ => None,
         };
+        let fleet = start_fleet(config, &bridge).await?;
         let metrics = match (&config.metrics, metrics_listener) {
             (Some(m), Some(listener)) => Some(
                 super::metrics::serve(
@@ -144,6 +146,7 @@ impl Daemon {
                     m,
                     bridge.clone(),
                     notify.as_ref().map(NotifyReceiver::stats),
+                    fleet.as_ref().map(|f| f.status()),
                 )
                 .map_err(|e| StartError(format!("metrics endpoint on {}: {e}", m.listen)))?,
             ),
@@ -152,6 +155,7 @@ impl Daemon {
         Ok(Daemon {
             bridge,
             notify,
+            fleet,
             metrics,
             grace: Duration::from_millis(config.shutdown.grace_ms),
             _lock: lock,
@@ -160,6 +164,9 @@ impl Daemon {
 
     /// Stops cleanly: no new requests, calls in flight finish (or are left to resume).
     pub async fn stop(self) {
+        if let Some(fleet) = self.fleet {
+            fleet.stop();
+        }
         if let Some(notify) = self.notify {
             notify.shutdown().await;
         }
@@ -171,6 +178,28 @@ async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, Sta
     TcpListener::bind(addr)
         .await
         .map_err(|e| StartError(format!("{what} on {addr}: {e}")))
+}
+
+/// Starts shipping the ledger when `[fleet]` is configured; otherwise turns the
+/// outbox off, so no copies pile up for a sink that does not exist.
+async fn start_fleet(
+    config: &Config,
+    bridge: &Bridge,
+) -> Result<Option<crate::fleet::Shipper>, StartError> {
+    match &config.fleet {
+        Some(fleet) => crate::fleet::Shipper::start(fleet, bridge.ledger().clone())
+            .await
+            .map(Some)
+            .map_err(StartError),
+        None => {
+            bridge
+                .ledger()
+                .call(|l| l.fleet_disable())
+                .await
+                .map_err(|e| StartError(e.to_string()))?;
+            Ok(None)
+        }
+    }
 }
 
 /// Runs the daemon from the configuration at `path` until SIGTERM or Ctrl-C.

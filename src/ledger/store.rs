@@ -40,7 +40,7 @@ const SELECT_REFUND: &str = "SELECT r.id, r.terminal_id, r.original_merchant_ref
 
 /// The ledger file.
 pub struct Ledger {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
 }
 

@@ -100,16 +100,22 @@ impl HttpSettings {
     /// Builds the client: no redirects (a refund is never silently re-posted
     /// elsewhere), keep-alive on, rustls with bundled roots.
     pub fn client(&self) -> Result<reqwest::Client, ConfigError> {
+        self.builder()?
+            .build()
+            .map_err(|e| ConfigError::invalid("http", format!("cannot build the HTTP client: {e}")))
+    }
+
+    /// The client's builder with these settings, for a caller that adds
+    /// certificates of its own (the fleet's sink).
+    pub fn builder(&self) -> Result<reqwest::ClientBuilder, ConfigError> {
         self.validate()?;
-        reqwest::Client::builder()
+        Ok(reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
             .timeout(Duration::from_millis(self.total_timeout_ms))
             .pool_idle_timeout(Duration::from_millis(self.pool_idle_timeout_ms))
             .tcp_keepalive(Duration::from_millis(self.tcp_keepalive_ms))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("posbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::invalid("http", format!("cannot build the HTTP client: {e}")))
+            .user_agent(concat!("posbridge/", env!("CARGO_PKG_VERSION"))))
     }
 }
 
@@ -238,7 +244,7 @@ pub fn fold_error(call: Call, error: &reqwest::Error) -> Outcome {
 }
 
 /// An error and its causes on one line, without the URL.
-fn describe(error: &reqwest::Error) -> String {
+pub fn describe(error: &reqwest::Error) -> String {
     let mut text = error_kind(error).to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

@@ -1,6 +1,7 @@
 //! Serving an axum router on a TCP listener, with the limits a small box needs.
 //!
-//! Used by the notifyRefund receiver, the metrics endpoint and the cloud simulator.
+//! Used by the notifyRefund receiver, the metrics endpoint, the cloud simulator and the
+//! fleet receiver (which may speak TLS itself).
 //! Each connection gets a bounded time to send its request headers (a slow or stuck
 //! client cannot hold a connection forever) and a [`ConnectionHandle`] in every
 //! request's extensions, so a handler can drop its own connection without answering
@@ -14,8 +15,10 @@ use std::time::Duration;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
@@ -54,6 +57,18 @@ pub async fn serve_bounded(
     limits: ServeLimits,
     stop: CancellationToken,
 ) {
+    serve_bounded_tls(listener, router, limits, None, stop).await
+}
+
+/// [`serve_bounded`], with TLS on each connection when `tls` is given; the handshake
+/// gets the same bounded time as the request headers.
+pub async fn serve_bounded_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let slot = tokio::select! {
@@ -67,16 +82,22 @@ pub async fn serve_bounded(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let connection = serve(
-                    stream,
-                    peer,
-                    router.clone(),
-                    limits.header_read_timeout,
-                    Some(MAX_HEAD_BYTES),
-                    stop.child_token(),
-                );
+                let (router, kill, tls) = (router.clone(), stop.child_token(), tls.clone());
+                let wait = limits.header_read_timeout;
                 tokio::spawn(async move {
-                    connection.await;
+                    match tls {
+                        None => serve(stream, peer, router, wait, Some(MAX_HEAD_BYTES), kill).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                                Ok(Ok(stream)) => {
+                                    serve(stream, peer, router, wait, Some(MAX_HEAD_BYTES), kill)
+                                        .await
+                                }
+                                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        }
+                    }
                     drop(slot);
                 });
             }
@@ -100,14 +121,17 @@ pub fn spawn_connection(
     tokio::spawn(serve(stream, peer, router, header_read_timeout, None, kill));
 }
 
-fn serve(
-    stream: TcpStream,
+fn serve<S>(
+    stream: S,
     peer: SocketAddr,
     router: Router,
     header_read_timeout: Duration,
     max_head_bytes: Option<usize>,
     kill: CancellationToken,
-) -> impl Future<Output = ()> + Send + 'static {
+) -> impl Future<Output = ()> + Send + 'static
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let handle = ConnectionHandle(kill.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(handle.clone());
