@@ -59,24 +59,23 @@ impl FleetConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         base_url("fleet.url", &self.url).map_err(|e| ("fleet.url".into(), reason(e)))?;
         batch::validate_box_id(&self.box_id).map_err(|e| ("fleet.box_id".into(), e.to_string()))?;
-        if !(1..=MAX_ROWS).contains(&self.batch_max) {
-            return Err(("fleet.batch_max".into(), format!("must be 1 to {MAX_ROWS}")));
-        }
-        if !(10..=600_000).contains(&self.interval_ms) {
-            return Err(("fleet.interval_ms".into(), "must be 10 to 600000".into()));
-        }
-        if !(100..=3_600_000).contains(&self.retry_max_ms) {
-            return Err(("fleet.retry_max_ms".into(), "must be 100 to 3600000".into()));
-        }
+        let bad = |b: crate::bounds::BadSetting| (format!("fleet.{}", b.key), b.why);
+        crate::bounds::check("batch_max", self.batch_max, 1..=MAX_ROWS, "").map_err(bad)?;
+        crate::bounds::check("interval_ms", self.interval_ms, 10..=600_000, " ms").map_err(bad)?;
+        crate::bounds::check("retry_max_ms", self.retry_max_ms, 100..=3_600_000, " ms")
+            .map_err(bad)?;
         if self.client_cert_file.is_some() != self.client_key_file.is_some() {
             return Err((
                 "fleet.client_cert_file".into(),
                 "give client_cert_file and client_key_file together".into(),
             ));
         }
-        self.http
-            .validate()
-            .map_err(|e| ("fleet.http".into(), reason(e)))?;
+        self.http.validate().map_err(|e| match e {
+            crate::provider::settings::ConfigError::Invalid { field, reason } => {
+                (format!("fleet.{field}"), reason)
+            }
+            other => ("fleet.http".into(), other.to_string()),
+        })?;
         Ok(())
     }
 
