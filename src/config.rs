@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::bounds::{self, BadSetting};
 use crate::bridge::BridgeSettings;
+use crate::credentials::{CredentialLookup, FoundKey};
 use crate::bridge::limits::Limits;
 use crate::bridge::policy::RetrySettings;
 use crate::bridge::texts::{Language, MessageOverrides};
@@ -232,8 +233,19 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads and checks the file.
+    /// Reads and checks the file, as the daemon does: a relative key file names a
+    /// systemd credential in `$CREDENTIALS_DIRECTORY` when the service has one, and
+    /// otherwise a file beside the configuration.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &CredentialLookup::service()).map(|(config, _)| config)
+    }
+
+    /// Reads and checks the file, finding relative key files with `lookup`; says
+    /// where each was found (or that it was not).
+    pub fn load_with(
+        path: &Path,
+        lookup: &CredentialLookup,
+    ) -> Result<(Config, Vec<FoundKey>), ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
@@ -241,17 +253,8 @@ impl Config {
             message: format!("cannot read: {e}"),
         })?;
         let mut config = Config::parse(&text, &file)?;
-        // Relative key files name systemd credentials (LoadCredential=) when the
-        // service has them, and otherwise files beside the configuration.
-        let base = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-            Some(dir) => PathBuf::from(dir),
-            None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        };
-        config.provider.resolve_relative_files(&base);
-        if let Some(fleet) = &mut config.fleet {
-            fleet.resolve_relative_files(&base);
-        }
-        Ok(config)
+        let found = resolve_key_files(&mut config.provider, config.fleet.as_mut(), path, lookup);
+        Ok((config, found))
     }
 
     /// Parses and checks a configuration text; `file` names it in errors.
@@ -621,6 +624,31 @@ fn unquote(part: &str) -> &str {
         .and_then(|p| p.strip_suffix('"'))
         .or_else(|| part.strip_prefix('\'').and_then(|p| p.strip_suffix('\'')))
         .unwrap_or(part)
+}
+
+/// Makes the relative key files of a `[provider]` (and `[fleet]`) table absolute:
+/// each is looked up with `lookup` (a credentials directory, or the unit's
+/// `LoadCredential=` lines), else beside the configuration file `config_path`.
+/// Returns where each was found, or that it was not.
+pub fn resolve_key_files(
+    provider: &mut ProviderConfig,
+    fleet: Option<&mut crate::fleet::FleetConfig>,
+    config_path: &Path,
+    lookup: &CredentialLookup,
+) -> Vec<FoundKey> {
+    let dir = config_path.parent().unwrap_or(Path::new(""));
+    let mut found = Vec::new();
+    let mut resolve = |setting: &'static str, name: &Path| {
+        let key = lookup.resolve(setting, name, dir);
+        let path = key.path.clone();
+        found.push(key);
+        path
+    };
+    provider.resolve_relative_files_with(&mut resolve);
+    if let Some(fleet) = fleet {
+        fleet.resolve_relative_files_with(&mut resolve);
+    }
+    found
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@
 //!   shipper and the receiver.
 //! - [`bridge`]: the refund life cycle: sessions, the scheduler, store-and-forward,
 //!   display texts and limits.
-//! - [`config`]: the daemon's TOML configuration.
+//! - [`config`]: the daemon's TOML configuration; [`credentials`]: where the key
+//!   files it names as systemd credentials are.
 //! - [`sim`]: the terminal emulator and the virtual-serial loopback field techs use.
 //! - [`daemon`]: `posbridge run`: the service's main loop.
 //! - [`cli`]: the `posbridge` command line.
@@ -31,6 +32,7 @@ pub mod bounds;
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod daemon;
 pub mod fleet;
 pub mod ledger;

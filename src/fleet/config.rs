@@ -82,17 +82,25 @@ impl FleetConfig {
     /// Relative files are relative to `base` (the configuration's directory, or
     /// systemd's credentials directory).
     pub fn resolve_relative_files(&mut self, base: &Path) {
-        for path in [
-            Some(&mut self.secret_file),
-            self.ca_file.as_mut(),
-            self.client_cert_file.as_mut(),
-            self.client_key_file.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if path.is_relative() {
-                *path = base.join(&*path);
+        self.resolve_relative_files_with(&mut |_, p| base.join(p));
+    }
+
+    /// Replaces every relative file path by what `resolve` makes of it, given the
+    /// setting's name (`fleet.secret_file`...) and the path.
+    pub fn resolve_relative_files_with(
+        &mut self,
+        resolve: &mut dyn FnMut(&'static str, &Path) -> PathBuf,
+    ) {
+        for (setting, path) in [
+            ("fleet.secret_file", Some(&mut self.secret_file)),
+            ("fleet.ca_file", self.ca_file.as_mut()),
+            ("fleet.client_cert_file", self.client_cert_file.as_mut()),
+            ("fleet.client_key_file", self.client_key_file.as_mut()),
+        ] {
+            if let Some(path) = path
+                && path.is_relative()
+            {
+                *path = resolve(setting, path);
             }
         }
     }

@@ -91,21 +91,30 @@ impl ProviderConfig {
     /// Makes every relative `*_file` path absolute against `base` (systemd's
     /// credentials directory, or the configuration file's directory).
     pub fn resolve_relative_files(&mut self, base: &Path) {
-        let fix = |path: &mut Option<PathBuf>| {
+        self.resolve_relative_files_with(&mut |_, p| base.join(p));
+    }
+
+    /// Replaces every relative `*_file` path by what `resolve` makes of it, given the
+    /// setting's name and the path.
+    pub fn resolve_relative_files_with(
+        &mut self,
+        resolve: &mut dyn FnMut(&'static str, &Path) -> PathBuf,
+    ) {
+        let mut fix = |setting: &'static str, path: &mut Option<PathBuf>| {
             if let Some(p) = path
                 && p.is_relative()
             {
-                *p = base.join(&*p);
+                *p = resolve(setting, p);
             }
         };
         match self {
             ProviderConfig::Antom(a) => {
-                fix(&mut a.private_key_file);
-                fix(&mut a.antom_public_key_file);
-                fix(&mut a.merchant_public_key_file);
+                fix("private_key_file", &mut a.private_key_file);
+                fix("antom_public_key_file", &mut a.antom_public_key_file);
+                fix("merchant_public_key_file", &mut a.merchant_public_key_file);
             }
-            ProviderConfig::Ottpay(o) => fix(&mut o.app_key_file),
-            ProviderConfig::Paymentoptions(p) => fix(&mut p.api_key_file),
+            ProviderConfig::Ottpay(o) => fix("app_key_file", &mut o.app_key_file),
+            ProviderConfig::Paymentoptions(p) => fix("api_key_file", &mut p.api_key_file),
         }
     }
 
