@@ -42,14 +42,47 @@ impl LedgerArgs {
                     .path
             }
         };
-        if !path.exists() {
-            return Err(format!(
-                "no ledger at {}: the daemon creates it on its first start",
-                path.display()
-            ));
+        match crate::ledger::presence(&path) {
+            crate::ledger::Presence::Present => {}
+            crate::ledger::Presence::Missing { .. } => {
+                return Err(format!(
+                    "no ledger at {}: the daemon creates it on its first start",
+                    path.display()
+                ));
+            }
+            crate::ledger::Presence::Denied {
+                path: refused,
+                reason,
+            } => {
+                return Err(crate::ledger::denied_text(
+                    &path,
+                    &refused,
+                    &reason,
+                    &this_command(),
+                ));
+            }
+            crate::ledger::Presence::Unreadable { reason } => {
+                return Err(format!("ledger {}: {reason}", path.display()));
+            }
         }
         Ledger::open(&path).map_err(|e| e.to_string())
     }
+}
+
+/// The command line this process was started with, after `posbridge`, for a
+/// message saying to run it again as another user.
+fn this_command() -> String {
+    std::env::args()
+        .skip(1)
+        .map(|a| {
+            if a.is_empty() || a.contains(char::is_whitespace) {
+                format!("'{a}'")
+            } else {
+                a
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `posbridge queue`.

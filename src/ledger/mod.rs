@@ -13,6 +13,7 @@
 mod handle;
 mod model;
 mod outbox;
+mod presence;
 mod schema;
 mod store;
 
@@ -22,6 +23,7 @@ pub use model::{
     NewRefund, RefundRecord, Settlement, TransitionRecord,
 };
 pub use outbox::{FleetPosition, OutboxEntry, OutboxRefund};
+pub use presence::{Presence, denied_text, presence};
 pub use schema::VERSION as SCHEMA_VERSION;
 pub use store::{Ledger, ensure_directory};
 
