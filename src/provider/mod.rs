@@ -18,6 +18,7 @@
 //! - [`antom`]: Antom (signed requests, v2 and v1 paths, notifyRefund receiver).
 //! - [`ottpay`]: OTT Pay local-card refunds with token auth.
 //! - [`paymentoptions`]: PaymentOptions server-to-server refunds.
+//! - [`probe`]: harmless authenticated calls that prove the credentials, for `doctor`.
 //! - [`secret`]: the wrapper that keeps secrets out of logs.
 //! - [`serve`]: serving HTTP with bounded header time (notify receiver, simulator).
 
@@ -28,6 +29,7 @@ pub mod config;
 pub mod http;
 pub mod ottpay;
 pub mod paymentoptions;
+pub mod probe;
 pub mod secret;
 pub mod serve;
 pub mod settings;

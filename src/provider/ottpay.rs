@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 use super::answer;
 use super::classify::{self, CodeClass};
 use super::http::{self, Call, HttpSettings};
+use super::probe::{self, Probe};
 use super::settings::{self, ConfigError};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
 use crate::money::Amount;
@@ -175,6 +176,21 @@ impl OttPayProvider {
             .map_err(never_sent)?;
         parse_token_reply(reply.status, &reply.body)
             .map_err(|what| call.retry(format!("{what} (refund not sent)")))
+    }
+
+    /// Asks for a token, judged for what it proves about appId and appKey (see
+    /// [`super::probe`]); the token is not kept.
+    pub async fn probe(&self) -> Probe {
+        let call = Call {
+            provider: NAME,
+            api: "auth/token",
+        };
+        let body = serde_json::json!({ "appId": self.app_id, "appKey": self.app_key.expose() });
+        let request = self.client.post(&self.token_url).json(&body);
+        match http::send(call, request, self.max_body).await {
+            Ok(reply) => probe::judge_ottpay(&reply),
+            Err(outcome) => Probe::no_answer("auth/token", &outcome),
+        }
     }
 
     async fn do_refund(&self, request: &RefundRequest) -> Outcome {

@@ -27,12 +27,16 @@ use serde::Deserialize;
 
 use super::answer;
 use super::http::{self, Call, HttpSettings};
+use super::probe::{self, Probe};
 use super::settings::{self, ConfigError};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
 use crate::money::{Amount, Currency};
 
 const NAME: &str = "paymentoptions";
 const REFUND_PATH: &str = "/server-to-server-interface/refund";
+/// The documented transaction look-up, before the transaction's id
+/// (…/server-to-server/transaction-status).
+const STATUS_PATH: &str = "/server-to-server-interface/transaction/status/";
 
 /// `kind = "paymentoptions"` settings.
 #[derive(Clone, Debug, Deserialize)]
@@ -76,6 +80,7 @@ impl PaymentOptionsConfig {
 #[derive(Debug)]
 pub struct PaymentOptionsProvider {
     client: reqwest::Client,
+    base: String,
     refund_url: String,
     api_key: Secret,
     merchant_id: String,
@@ -103,10 +108,30 @@ impl PaymentOptionsProvider {
         Ok(PaymentOptionsProvider {
             client: config.http.client()?,
             refund_url: format!("{base}{REFUND_PATH}"),
+            base,
             api_key,
             merchant_id: config.merchant_id.trim().to_string(),
             max_body: config.http.max_response_bytes,
         })
+    }
+
+    /// Looks up a made-up transaction's status, judged for what it proves about the
+    /// API key (see [`super::probe`]).
+    pub async fn probe(&self) -> Probe {
+        let call = Call {
+            provider: NAME,
+            api: "transaction/status",
+        };
+        let url = format!("{}{STATUS_PATH}{}", self.base, probe::made_up_id());
+        let sent = self
+            .client
+            .get(url)
+            .header("Authorization", format!("Basic {}", self.api_key.expose()))
+            .header("x-api-key", self.api_key.expose());
+        match http::send(call, sent, self.max_body).await {
+            Ok(reply) => probe::judge_paymentoptions(&reply),
+            Err(outcome) => Probe::no_answer("transaction/status", &outcome),
+        }
     }
 
     async fn do_refund(&self, request: &RefundRequest) -> Outcome {

@@ -10,6 +10,7 @@ use super::reply::{ReplySignature, classify_inquiry_reply, classify_refund_reply
 use super::signing;
 use super::wire::{AmountOut, AmountV1Out, NAME, RefundBodyV1, RefundBodyV2, truncate};
 use crate::provider::http::{self, Call, Reply};
+use crate::provider::probe::{self, Probe};
 use crate::provider::settings::{self, ConfigError};
 use crate::provider::{InquiryRequest, Outcome, Provider, RefundRequest};
 
@@ -136,6 +137,24 @@ impl AntomProvider {
             request.refund_id.as_deref(),
             || self.check_signature(&self.inquiry, &reply),
         )
+    }
+
+    /// A signed inquiryRefund for a made-up refundId, judged for what it proves about
+    /// the keys and the client id (see [`crate::provider::probe`]).
+    pub async fn probe(&self) -> Probe {
+        let call = Call {
+            provider: NAME,
+            api: "inquiryRefund",
+        };
+        let body = serde_json::json!({ "refundId": probe::made_up_id() });
+        let body = match serde_json::to_vec(&body) {
+            Ok(body) => body,
+            Err(e) => return Probe::no_answer("signed inquiryRefund", &call.retry(e)),
+        };
+        match self.post(call, &self.inquiry, body).await {
+            Ok(reply) => probe::judge_antom(&reply, || self.check_signature(&self.inquiry, &reply)),
+            Err(outcome) => Probe::no_answer("signed inquiryRefund", &outcome),
+        }
     }
 
     fn refund_body(&self, request: &RefundRequest) -> Result<Vec<u8>, Outcome> {

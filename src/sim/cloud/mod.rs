@@ -14,7 +14,8 @@
 //! - Antom: `/v2/payments/refund`, `/v2/payments/inquiryRefund`, and the v1 forms
 //!   `/ams/api/v1/payments/...`, `/ams/sandbox/api/v1/payments/...`;
 //! - OTT Pay: `/api/v1/auth/token`, `/api/v1/payment/local-card/refund`;
-//! - PaymentOptions: `/server-to-server-interface/refund`.
+//! - PaymentOptions: `/server-to-server-interface/refund`, and `GET
+//!   /server-to-server-interface/transaction/status/{id}` for its payments and refunds.
 
 pub mod admin;
 pub mod antom;
@@ -460,6 +461,11 @@ async fn dispatch(
     // provider is already unavailable, and says so without doing anything.
     if shared.going_down.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "simulated outage").into_response();
+    }
+    if method == Method::GET
+        && let Some((_, id)) = path.split_once(paymentoptions::STATUS_PATH)
+    {
+        return paymentoptions::status(&shared, &headers, id);
     }
     if method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, "POST only").into_response();

@@ -20,6 +20,8 @@ use crate::provider::serve::ConnectionHandle;
 
 /// The refund path (after the configurable base path).
 pub const REFUND_PATH: &str = "/server-to-server-interface/refund";
+/// The transaction-status path, before the transaction's id.
+pub const STATUS_PATH: &str = "/server-to-server-interface/transaction/status/";
 
 fn failure(status: StatusCode, code: &str, message: &str) -> Response {
     json(
@@ -33,6 +35,57 @@ fn failure(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
+/// Whether both auth headers carry the configured key.
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let key = shared.config.paymentoptions_api_key.expose();
+    header("authorization").strip_prefix("Basic ") == Some(key) && header("x-api-key") == key
+}
+
+/// `GET .../server-to-server-interface/transaction/status/{transactionId}`: a
+/// payment or a refund made here, in the documented status answer's shape (HTTP 200,
+/// `INFO0000`); 401 for a wrong key and 404 for an unknown id, as the documented
+/// HTTP table names them.
+pub(crate) fn status(shared: &Shared, headers: &HeaderMap, id: &str) -> Response {
+    shared.count("paymentoptions_status");
+    if !authorized(shared, headers) {
+        return failure(
+            StatusCode::UNAUTHORIZED,
+            "SIM_UNAUTHORIZED",
+            "Invalid API key.",
+        );
+    }
+    let ledger = shared.ledger();
+    let (kind, amount) = if let Some(payment) = ledger.payment(id) {
+        ("CAPTURE", payment.seed.amount)
+    } else if let Some(refund) = ledger.refund(id) {
+        ("REFUND", refund.amount)
+    } else {
+        return failure(
+            StatusCode::NOT_FOUND,
+            "SIM_TRANSACTION_NOT_FOUND",
+            "Transaction not found.",
+        );
+    };
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "success": true,
+            "status_code": 200,
+            "is_live": false,
+            "transaction_type": kind,
+            "gateway_response": {"version": "1", "type": "INFO", "message": "Payment Successful.", "code": "INFO0000"},
+            "payment_details": {"amount": amount.value, "currency": amount.currency},
+            "transaction_details": {"id": id},
+        }),
+    )
+}
+
 /// `POST .../server-to-server-interface/refund`.
 pub(crate) async fn refund(
     shared: &Shared,
@@ -41,15 +94,7 @@ pub(crate) async fn refund(
     body: &[u8],
 ) -> Response {
     shared.count("paymentoptions_refund");
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    };
-    let key = shared.config.paymentoptions_api_key.expose();
-    let basic_ok = header("authorization").strip_prefix("Basic ") == Some(key);
-    if !basic_ok || header("x-api-key") != key {
+    if !authorized(shared, headers) {
         return failure(
             StatusCode::UNAUTHORIZED,
             "SIM_UNAUTHORIZED",
