@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::credentials::{CredentialLookup, UnitFiles};
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 use crate::provider::{InquiryRequest, Outcome, ProviderConfig, RefundRequest, build_provider};
 use crate::sim::cloud::{CloudSim, demo};
@@ -77,6 +78,11 @@ pub struct RefundArgs {
     /// Configuration file with a [provider] table.
     #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: PathBuf,
+    /// The directory holding the key files the configuration names relatively (as
+    /// systemd's $CREDENTIALS_DIRECTORY would); without it they are found by the
+    /// installed unit's LoadCredential= lines.
+    #[arg(long, value_name = "DIR")]
+    pub credentials: Option<PathBuf>,
     /// The provider's id of the payment to refund.
     #[arg(long, value_name = "ID")]
     pub payment_id: String,
@@ -112,6 +118,11 @@ pub struct InquireArgs {
     /// Configuration file with a [provider] table.
     #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: PathBuf,
+    /// The directory holding the key files the configuration names relatively (as
+    /// systemd's $CREDENTIALS_DIRECTORY would); without it they are found by the
+    /// installed unit's LoadCredential= lines.
+    #[arg(long, value_name = "DIR")]
+    pub credentials: Option<PathBuf>,
     /// The provider's refund id.
     #[arg(long, value_name = "ID")]
     pub refund_id: Option<String>,
@@ -217,7 +228,7 @@ pub async fn refund(args: RefundArgs) -> ExitCode {
     if refund_request_id.is_empty() || refund_request_id.len() > 64 {
         return usage("--refund-request-id must be 1..64 characters".into());
     }
-    let provider = match load(&args.config) {
+    let provider = match load(&args.config, args.credentials.as_deref()) {
         Ok(provider) => provider,
         Err(code) => return code,
     };
@@ -242,7 +253,7 @@ pub async fn refund(args: RefundArgs) -> ExitCode {
 
 /// `posbridge inquire`.
 pub async fn inquire(args: InquireArgs) -> ExitCode {
-    let provider = match load(&args.config) {
+    let provider = match load(&args.config, args.credentials.as_deref()) {
         Ok(provider) => provider,
         Err(code) => return code,
     };
@@ -261,8 +272,23 @@ pub async fn inquire(args: InquireArgs) -> ExitCode {
     report(&outcome, args.json)
 }
 
-fn load(path: &std::path::Path) -> Result<std::sync::Arc<dyn crate::provider::Provider>, ExitCode> {
-    let config = ProviderConfig::from_file(path).map_err(|e| usage(e.to_string()))?;
+/// Builds the configured provider, finding relative key files as the unit passes
+/// them (or in `credentials`), and says on standard error how each was found.
+fn load(
+    path: &std::path::Path,
+    credentials: Option<&std::path::Path>,
+) -> Result<std::sync::Arc<dyn crate::provider::Provider>, ExitCode> {
+    let mut config = ProviderConfig::from_file(path).map_err(|e| usage(e.to_string()))?;
+    let lookup = CredentialLookup::for_command(credentials, &UnitFiles::installed());
+    let found = crate::config::resolve_key_files(&mut config, None, path, &lookup);
+    for key in &found {
+        eprintln!("key {key}");
+    }
+    if let Some(missing) = found.iter().find(|k| !k.is_found()) {
+        return Err(usage(format!(
+            "{missing}; give --credentials DIR or run as root where the unit's files are"
+        )));
+    }
     build_provider(&config).map_err(|e| usage(e.to_string()))
 }
 

@@ -3,6 +3,7 @@
 pub mod cloud;
 mod demo;
 mod demo_fleet;
+mod doctor;
 mod export;
 mod fleet;
 mod log;
@@ -55,18 +56,7 @@ enum Command {
     },
     /// Check the installation: configuration, keys, ledger, terminals, ModemManager,
     /// the cloud and the clock; each check says how to fix what fails.
-    #[command(
-        after_help = "Exit status 0 when every check passes (warnings allowed), 1 otherwise.
-
-Examples:
-  sudo -u posbridge posbridge doctor
-  posbridge doctor --config ./posbridge.toml"
-    )]
-    Doctor {
-        /// The configuration file.
-        #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]
-        config: std::path::PathBuf,
-    },
+    Doctor(doctor::DoctorArgs),
     /// List refunds not yet settled.
     Queue(ops::QueueArgs),
     /// Show one refund's whole history.
@@ -143,24 +133,7 @@ pub fn main() -> ExitCode {
                 }
             },
             Command::CheckConfig { config } => check_config(&config),
-            Command::Doctor { config } => {
-                let checks = crate::daemon::doctor::examine(&config).await;
-                println!("posbridge doctor — {}", config.display());
-                for check in &checks {
-                    println!("{check}");
-                }
-                let failed = checks
-                    .iter()
-                    .filter(|c| c.verdict == crate::daemon::doctor::Verdict::Fail)
-                    .count();
-                if failed == 0 {
-                    println!("\nAll checks passed.");
-                    ExitCode::SUCCESS
-                } else {
-                    println!("\n{failed} check(s) failed.");
-                    ExitCode::from(1)
-                }
-            }
+            Command::Doctor(args) => doctor::run(args).await,
             Command::Queue(args) => ops::queue(args),
             Command::Demo(args) => demo::run(args).await,
             Command::Show(args) => ops::show(args),
