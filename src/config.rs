@@ -11,10 +11,10 @@ use serde::Deserialize;
 
 use crate::bounds::{self, BadSetting};
 use crate::bridge::BridgeSettings;
-use crate::credentials::{CredentialLookup, FoundKey};
 use crate::bridge::limits::Limits;
 use crate::bridge::policy::RetrySettings;
 use crate::bridge::texts::{Language, MessageOverrides};
+use crate::credentials::{CredentialLookup, FoundKey};
 use crate::provider::ProviderConfig;
 use crate::transport::{DEFAULT_BAUD, TransportConfig, UsbConfig, parse_vid_pid};
 

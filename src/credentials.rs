@@ -308,7 +308,10 @@ impl fmt::Display for FoundKey {
                 from.display()
             ),
             How::BesideConfig => {
-                write!(f, "{setting} = \"{name}\": {path} (beside the configuration)")
+                write!(
+                    f,
+                    "{setting} = \"{name}\": {path} (beside the configuration)"
+                )
             }
             How::NotFound(looked) => write!(
                 f,
@@ -347,7 +350,10 @@ mod tests {
             "[Service]\nLoadCredential=antom-private-key:/other.pem\n",
             Path::new("/d"),
         );
-        assert_eq!(found.get("antom-private-key").unwrap().from, Path::new("/d"));
+        assert_eq!(
+            found.get("antom-private-key").unwrap().from,
+            Path::new("/d")
+        );
         found.parse("[Service]\nLoadCredential=\n", Path::new("/e"));
         assert!(found.entries.is_empty());
     }
@@ -356,7 +362,10 @@ mod tests {
     fn a_command_finds_keys_as_the_unit_passes_them() {
         let dir = tempfile::tempdir().unwrap();
         let units = UnitFiles {
-            units: vec![dir.path().join("etc.service"), dir.path().join("lib.service")],
+            units: vec![
+                dir.path().join("etc.service"),
+                dir.path().join("lib.service"),
+            ],
             dropin_dirs: vec![dir.path().join("d")],
         };
         std::fs::write(

@@ -10,7 +10,8 @@ use crate::daemon::doctor::{self, Check, Environment, Verdict};
 
 /// Check the installation.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Exit status 0 when no check failed (warnings allowed), 1 otherwise.
+#[command(
+    after_help = "Exit status 0 when no check failed (warnings allowed), 1 otherwise.
 
 Checks: the configuration; where each relative key file was found (systemd
 credentials); the key files; the ledger; whether a daemon runs; each terminal's
@@ -22,7 +23,8 @@ transaction status); the clock against the provider's.
 Examples:
   sudo posbridge doctor
   sudo -u posbridge posbridge doctor --credentials /etc/posbridge/keys
-  posbridge doctor --config ./posbridge.toml --json | jq '.checks[] | select(.verdict != \"pass\")'")]
+  posbridge doctor --config ./posbridge.toml --json | jq '.checks[] | select(.verdict != \"pass\")'"
+)]
 pub struct DoctorArgs {
     /// The configuration file.
     #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]

@@ -177,7 +177,8 @@ pub async fn examine_with(path: &Path, env: &Environment) -> Vec<Check> {
                 .err()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
             let fix = if denied {
-                "run doctor as root or as the service user: sudo -u posbridge posbridge doctor".to_owned()
+                "run doctor as root or as the service user: sudo -u posbridge posbridge doctor"
+                    .to_owned()
             } else {
                 format!(
                     "correct the key named above; {EXAMPLE_CONFIG} shows every key with its \
@@ -464,7 +465,9 @@ async fn modem_manager(config: &Config, env: &Environment) -> Vec<Check> {
         )];
     }
     let running = entries.flatten().any(|e| {
-        e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
             && std::fs::read_to_string(e.path().join("comm"))
                 .is_ok_and(|c| c.trim() == "ModemManager")
     });
@@ -608,7 +611,11 @@ fn ignored_ids(text: &str) -> Vec<(u16, u16)> {
     let joined = text.replace("\\\n", " ");
     let value = |rule: &str, key: &str| -> Option<u16> {
         let at = rule.find(key)? + key.len();
-        let rest = rule.get(at..)?.trim_start().strip_prefix("==")?.trim_start();
+        let rest = rule
+            .get(at..)?
+            .trim_start()
+            .strip_prefix("==")?
+            .trim_start();
         let rest = rest.strip_prefix('"')?;
         u16::from_str_radix(rest.get(..rest.find('"')?)?, 16).ok()
     };
@@ -616,7 +623,10 @@ fn ignored_ids(text: &str) -> Vec<(u16, u16)> {
         .lines()
         .map(str::trim)
         .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.replace(' ', "").contains("ENV{ID_MM_DEVICE_IGNORE}=\"1\""))
+        .filter(|l| {
+            l.replace(' ', "")
+                .contains("ENV{ID_MM_DEVICE_IGNORE}=\"1\"")
+        })
         .filter_map(|rule| {
             let vid = value(rule, "{idVendor}")?;
             let pid = value(rule, "{idProduct}")?;
@@ -893,11 +903,7 @@ fn clock(probe: Option<&Probe>, now: Timestamp) -> Check {
             FIX,
         )
     } else if skew > 30 {
-        Check::warn(
-            "clock",
-            format!("{skew} s off {what}"),
-            FIX,
-        )
+        Check::warn("clock", format!("{skew} s off {what}"), FIX)
     } else {
         Check::pass("clock", format!("within {skew} s of {what}"))
     }

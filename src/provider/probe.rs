@@ -208,7 +208,9 @@ pub(crate) fn judge_antom(reply: &Reply, signature: impl FnOnce() -> ReplySignat
         ReplySignature::Rejected(why) => {
             return Probe::failed(
                 ANTOM_CALL,
-                format!("the answer ({said}) is not signed by the key in antom_public_key_file: {why}"),
+                format!(
+                    "the answer ({said}) is not signed by the key in antom_public_key_file: {why}"
+                ),
                 "antom_public_key_file must hold Antom's public key for your client id (from the \
                  Antom dashboard)",
             )
@@ -251,7 +253,8 @@ const OTTPAY_CALL: &str = "auth/token";
 /// Judges OTT Pay's answer to `auth/token`.
 pub(crate) fn judge_ottpay(reply: &Reply) -> Probe {
     let wrong_server = "check base_url in [provider] (OTT Pay's is https://ecom-api.ottpay.com)";
-    let credentials = "check app_id and app_key (or app_key_file) against the OTT Pay merchant portal";
+    let credentials =
+        "check app_id and app_key (or app_key_file) against the OTT Pay merchant portal";
     let value: Option<serde_json::Value> = serde_json::from_slice(&reply.body).ok();
     let status = value
         .as_ref()
@@ -293,19 +296,29 @@ pub(crate) fn judge_ottpay(reply: &Reply) -> Probe {
                 ),
                 Some(code) => Probe::inconclusive(
                     OTTPAY_CALL,
-                    format!("OTT Pay answered error {code} ({message}); the credentials were not checked"),
+                    format!(
+                        "OTT Pay answered error {code} ({message}); the credentials were not checked"
+                    ),
                     "run posbridge doctor again later; if it stays, ask OTT Pay",
                 ),
                 None => Probe::failed(
                     OTTPAY_CALL,
-                    format!("HTTP {} with an ERROR that has no code: {}", reply.status, excerpt(&reply.body)),
+                    format!(
+                        "HTTP {} with an ERROR that has no code: {}",
+                        reply.status,
+                        excerpt(&reply.body)
+                    ),
                     wrong_server,
                 ),
             }
         }
         _ if reply.status == 401 || reply.status == 403 => Probe::failed(
             OTTPAY_CALL,
-            format!("HTTP {} refusing the credentials: {}", reply.status, excerpt(&reply.body)),
+            format!(
+                "HTTP {} refusing the credentials: {}",
+                reply.status,
+                excerpt(&reply.body)
+            ),
             credentials,
         ),
         _ => Probe::failed(
@@ -335,8 +348,7 @@ pub(crate) fn judge_paymentoptions(reply: &Reply) -> Probe {
     // agreeing with the HTTP status.
     let its_own = object.as_ref().is_some_and(|v| {
         v.get("success").is_some_and(|s| s.is_boolean())
-            && v
-                .get("status_code")
+            && v.get("status_code")
                 .and_then(|c| c.as_i64())
                 .is_none_or(|c| c == i64::from(reply.status))
     });
@@ -361,7 +373,10 @@ pub(crate) fn judge_paymentoptions(reply: &Reply) -> Probe {
         ),
         500 | 502 | 504 if its_own => Probe::inconclusive(
             PAYMENTOPTIONS_CALL,
-            format!("HTTP {} from PaymentOptions; the API key was not checked", reply.status),
+            format!(
+                "HTTP {} from PaymentOptions; the API key was not checked",
+                reply.status
+            ),
             "run posbridge doctor again later",
         ),
         status => Probe::failed(
@@ -394,14 +409,26 @@ mod tests {
         let ok = judge_antom(&reply(200, not_found), || ReplySignature::Verified);
         assert_eq!(ok.proof, Proof::Accepted, "{}", ok.detail);
         for (r, sig) in [
-            (reply(404, "<html>Not Found</html>"), ReplySignature::Verified),
+            (
+                reply(404, "<html>Not Found</html>"),
+                ReplySignature::Verified,
+            ),
             (reply(200, r#"{"status":"ok"}"#), ReplySignature::Verified),
-            (reply(200, r#"{"result":{"resultStatus":"X"}}"#), ReplySignature::Verified),
+            (
+                reply(200, r#"{"result":{"resultStatus":"X"}}"#),
+                ReplySignature::Verified,
+            ),
             (reply(200, not_found), ReplySignature::Absent),
-            (reply(200, not_found), ReplySignature::Rejected("bad".into())),
+            (
+                reply(200, not_found),
+                ReplySignature::Rejected("bad".into()),
+            ),
             (reply(500, not_found), ReplySignature::Verified),
             (
-                reply(200, r#"{"result":{"resultStatus":"F","resultCode":"INVALID_SIGNATURE"}}"#),
+                reply(
+                    200,
+                    r#"{"result":{"resultStatus":"F","resultCode":"INVALID_SIGNATURE"}}"#,
+                ),
                 ReplySignature::Absent,
             ),
         ] {
@@ -418,16 +445,29 @@ mod tests {
     fn ottpay_and_paymentoptions_need_their_documented_answers() {
         let token = r#"{"status":"SUCCESS","result":{"token":"t","expired":1}}"#;
         assert_eq!(judge_ottpay(&reply(200, token)).proof, Proof::Accepted);
-        let refused = r#"{"status":"ERROR","result":{"code":10003,"message":"API Authorization failed"}}"#;
+        let refused =
+            r#"{"status":"ERROR","result":{"code":10003,"message":"API Authorization failed"}}"#;
         assert_eq!(judge_ottpay(&reply(200, refused)).proof, Proof::Failed);
         assert_eq!(judge_ottpay(&reply(404, "<html/>")).proof, Proof::Failed);
         assert_eq!(judge_ottpay(&reply(200, "{}")).proof, Proof::Failed);
 
         let missing = r#"{"success":false,"status_code":404}"#;
-        assert_eq!(judge_paymentoptions(&reply(404, missing)).proof, Proof::Accepted);
-        assert_eq!(judge_paymentoptions(&reply(401, missing)).proof, Proof::Failed);
-        assert_eq!(judge_paymentoptions(&reply(404, "<html/>")).proof, Proof::Failed);
-        assert_eq!(judge_paymentoptions(&reply(404, r#"{"a":1}"#)).proof, Proof::Failed);
+        assert_eq!(
+            judge_paymentoptions(&reply(404, missing)).proof,
+            Proof::Accepted
+        );
+        assert_eq!(
+            judge_paymentoptions(&reply(401, missing)).proof,
+            Proof::Failed
+        );
+        assert_eq!(
+            judge_paymentoptions(&reply(404, "<html/>")).proof,
+            Proof::Failed
+        );
+        assert_eq!(
+            judge_paymentoptions(&reply(404, r#"{"a":1}"#)).proof,
+            Proof::Failed
+        );
         assert_eq!(
             judge_paymentoptions(&reply(404, r#"{"success":false,"status_code":200}"#)).proof,
             Proof::Failed
