@@ -908,3 +908,28 @@ fn clock(probe: Option<&Probe>, now: Timestamp) -> Check {
         Check::pass("clock", format!("within {skew} s of {what}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_rule_marks_only_the_example_id() {
+        let ids = ignored_ids(include_str!("../../udev/99-posbridge.rules"));
+        assert!(!ids.is_empty());
+        assert!(ids.iter().all(|id| *id == EXAMPLE_USB_ID), "{ids:?}");
+        let local = "SUBSYSTEM==\"tty\", ATTRS{idVendor}==\"1d6b\", \\\n  ATTRS{idProduct}==\"0104\", ENV{ID_MM_DEVICE_IGNORE}=\"1\"\n\
+                     # SUBSYSTEM==\"tty\", ATTRS{idVendor}==\"aaaa\", ATTRS{idProduct}==\"bbbb\", ENV{ID_MM_DEVICE_IGNORE}=\"1\"\n\
+                     SUBSYSTEM==\"tty\", ATTRS{idVendor}==\"cccc\", ATTRS{idProduct}==\"dddd\", GROUP=\"posbridge\"\n";
+        assert_eq!(ignored_ids(local), vec![(0x1d6b, 0x0104)]);
+    }
+
+    #[test]
+    fn the_clock_passes_only_when_something_was_compared() {
+        let now = Timestamp::now();
+        assert_eq!(clock(None, now).verdict, Verdict::Warn);
+        assert!(clock(None, now).detail.contains("nothing was compared"));
+        let old = Timestamp::from_second(1_600_000_000).unwrap();
+        assert_eq!(clock(None, old).verdict, Verdict::Fail);
+    }
+}
