@@ -4,33 +4,21 @@
 //! Each command is a [`clap::Args`] struct with a blocking `run_*` function that
 //! builds its own runtime, and an `async` twin for callers that already have one.
 //! `refund` and `inquire` print the classified outcome and exit with a code per
-//! outcome class, so scripts can branch on it:
-//!
-//! | exit | outcome |
-//! | --- | --- |
-//! | 0 | SUCCEEDED |
-//! | 1 | FAILED_FINAL |
-//! | 2 | bad arguments or configuration |
-//! | 3 | IN_PROGRESS |
-//! | 4 | RETRY_SAME_REQUEST |
-//! | 5 | OUTCOME_UNKNOWN |
-//! | 6 | NEEDS_NEW_REQUEST_ID |
-//! | 7 | ACCEPTED_LATER |
+//! outcome class, so scripts can branch on it ([`super::exit::of_outcome`]; the man
+//! page's EXIT STATUS lists them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::exit::{Failure, Status};
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 use crate::provider::{InquiryRequest, Outcome, ProviderConfig, RefundRequest, build_provider};
 use crate::sim::cloud::{CloudSim, demo};
 
 /// The configuration file read by default.
 pub const DEFAULT_CONFIG: &str = "/etc/posbridge/posbridge.toml";
-
-/// Exit code for bad arguments or configuration.
-const EXIT_USAGE: u8 = 2;
 
 /// Run the cloud simulator (Antom, OTT Pay and PaymentOptions refund APIs).
 #[derive(clap::Args, Debug, Clone)]
@@ -262,13 +250,13 @@ pub async fn inquire(args: InquireArgs) -> ExitCode {
 }
 
 fn load(path: &std::path::Path) -> Result<std::sync::Arc<dyn crate::provider::Provider>, ExitCode> {
-    let config = ProviderConfig::from_file(path).map_err(|e| usage(e.to_string()))?;
-    build_provider(&config).map_err(|e| usage(e.to_string()))
+    let unusable = |e: String| Failure::new(Status::Config, e).report("");
+    let config = ProviderConfig::from_file(path).map_err(|e| unusable(e.to_string()))?;
+    build_provider(&config).map_err(|e| unusable(e.to_string()))
 }
 
 fn usage(message: String) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(EXIT_USAGE)
+    Failure::new(Status::Usage, message).report("")
 }
 
 /// Prints an outcome and maps it to the exit code.
@@ -281,18 +269,5 @@ fn report(outcome: &Outcome, json: bool) -> ExitCode {
     } else {
         println!("{outcome}");
     }
-    ExitCode::from(exit_code(outcome))
-}
-
-/// The exit code of an outcome class.
-pub fn exit_code(outcome: &Outcome) -> u8 {
-    match outcome {
-        Outcome::Succeeded { .. } => 0,
-        Outcome::FailedFinal { .. } => 1,
-        Outcome::InProgress { .. } => 3,
-        Outcome::RetrySameRequest { .. } => 4,
-        Outcome::OutcomeUnknown { .. } => 5,
-        Outcome::NeedsNewRequestId { .. } => 6,
-        Outcome::AcceptedLater { .. } => 7,
-    }
+    ExitCode::from(super::exit::of_outcome(outcome))
 }

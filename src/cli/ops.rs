@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args};
 
+use super::exit::{self, Failure, Status};
 use crate::config::{Config, DEFAULT_PATH};
 use crate::ledger::{History, Ledger, RefundRecord};
 use crate::message::RefundState;
@@ -32,23 +33,35 @@ impl LedgerArgs {
         &self.config
     }
 
-    pub(super) fn open(&self) -> Result<Ledger, String> {
+    pub(super) fn open(&self) -> Result<Ledger, Failure> {
         let path = match &self.ledger {
             Some(path) => path.clone(),
-            None => {
-                Config::load(&self.config)
-                    .map_err(|e| e.to_string())?
-                    .ledger
-                    .path
-            }
+            None => Config::load(&self.config)?.ledger.path,
         };
-        if !path.exists() {
-            return Err(format!(
-                "no ledger at {}: the daemon creates it on its first start",
-                path.display()
-            ));
+        // Not `exists()`: a ledger this user may not see is not a missing one.
+        match std::fs::metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Failure::new(
+                    Status::NotFound,
+                    format!(
+                        "no ledger at {}: the daemon creates it on its first start",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(Failure::new(
+                    exit::of_io(&e),
+                    format!(
+                        "the ledger {} cannot be read by this user ({e}); it belongs to the \
+                         service user: run the command as `sudo -u posbridge posbridge …`",
+                        path.display()
+                    ),
+                ));
+            }
         }
-        Ledger::open(&path).map_err(|e| e.to_string())
+        Ledger::open(&path).map_err(Failure::from)
     }
 }
 
@@ -131,9 +144,8 @@ pub struct RetryArgs {
     ledger: LedgerArgs,
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("posbridge: {message}");
-    ExitCode::from(2)
+fn fail(failure: impl Into<Failure>) -> ExitCode {
+    failure.into().report("")
 }
 
 fn time(ms: i64) -> String {
@@ -390,10 +402,13 @@ pub fn retry(args: RetryArgs) -> ExitCode {
             ledger.write(|l| l.new_attempt(refund.id, &rrid, RefundState::Accepted, &cause, now))
         }
         RefundState::NeedsAttention => {
-            return fail(format!(
-                "refund #{} needs attention: its first request may have gone through, so \
-                 retrying could refund twice. Check the provider's portal, then `posbridge resolve`.",
-                refund.id
+            return fail(Failure::new(
+                Status::WrongState,
+                format!(
+                    "refund #{} needs attention: its first request may have gone through, so \
+                     retrying could refund twice. Check the provider's portal, then `posbridge resolve`.",
+                    refund.id
+                ),
             ));
         }
         _ => {
