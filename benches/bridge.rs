@@ -2,12 +2,15 @@
 //! emulated terminals on pseudo-terminal lines, sending to the cloud simulator.
 //!
 //! Run with `cargo bench --bench bridge` (add `-- --refunds N --queued M` to change the
-//! sizes). It reports, for docs/PERFORMANCE.md:
+//! sizes, `--terminals N` for another number of terminals, `--antom` for Antom's
+//! signed API instead of PaymentOptions). It reports, for docs/PERFORMANCE.md:
 //! - refunds/s sustained, from the first REFUND sent to the last final state seen;
 //! - the bridge's own latency, REFUND frame in → provider request out (p50/p99, as
 //!   the bridge measures it and logs when it stops);
 //! - the bridge process's peak RSS with 8 terminals, and with 10,000 refunds queued
-//!   while the cloud is down, and how fast that queue drains when it returns.
+//!   while the cloud is down, and how fast that queue drains when it returns;
+//! - fairness: each terminal's p99 from REFUND sent to final state seen, the median
+//!   terminal's against the slowest's; and the bridge's CPU time per refund.
 //!
 //! `-- --soak N` runs the soak instead: N refunds (100,000 for the record) through the
 //! 8 terminals at `--rate`, sampling the bridge's RSS and open file descriptors as
@@ -29,7 +32,15 @@ use posbridge::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
 use posbridge::transport::{PtyLink, open_pty};
 use tokio::sync::mpsc;
 
-const TERMINALS: usize = 8;
+/// Terminals served (`--terminals N`; 8 unless given).
+static TERMINALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(8);
+
+fn terminals() -> usize {
+    TERMINALS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// When each refund was sent, by its id, for the latency each terminal sees.
+type Sent = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
 
 struct Args {
     refunds: usize,
@@ -64,6 +75,11 @@ fn args() -> Args {
             }
             "--rate" => args.rate = it.next().and_then(|v| v.parse().ok()).unwrap_or(args.rate),
             "--antom" => args.provider = "antom",
+            "--terminals" => {
+                if let Some(n) = it.next().and_then(|v| v.parse().ok()) {
+                    TERMINALS.store(n, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             "--soak" => args.soak = it.next().and_then(|v| v.parse().ok()),
             _ => {}
         }
@@ -115,6 +131,26 @@ impl Bridge {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU time the process has used (user and system), from /proc/PID/stat.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .unwrap_or_default();
+        // Fields after the command's closing parenthesis: utime and stime are the
+        // 12th and 13th there, in clock ticks.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let ticks: u64 = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum();
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as u64;
+        Duration::from_secs_f64(ticks as f64 / hz as f64)
+    }
+
     /// Open file descriptors.
     fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
@@ -153,6 +189,7 @@ struct World {
     _lines: Vec<PtyLink>,
     terminals: Vec<Terminal>,
     events: mpsc::UnboundedReceiver<(usize, TerminalEvent)>,
+    sent: Sent,
 }
 
 async fn world(sim: &CloudSim, provider: &str) -> World {
@@ -160,7 +197,7 @@ async fn world(sim: &CloudSim, provider: &str) -> World {
     let mut lines = Vec::new();
     let mut devices = String::new();
     let mut masters = Vec::new();
-    for _ in 0..TERMINALS {
+    for _ in 0..terminals() {
         let mut line = open_pty().unwrap();
         devices.push_str(&format!(
             "[[terminal]]\ndevice = \"{}\"\n\n",
@@ -204,55 +241,95 @@ async fn world(sim: &CloudSim, provider: &str) -> World {
         _lines: lines,
         terminals,
         events,
+        sent: Sent::default(),
     }
 }
 
 /// Sends `count` refunds spread over the terminals, each terminal one after another,
 /// as fast as the link takes them or, with `rate`, at that many per second in all.
 fn send_all(w: &World, count: usize, prefix: &str, rate: Option<f64>) {
+    let n = w.terminals.len();
     for (t, terminal) in w.terminals.iter().enumerate() {
         let terminal = terminal.clone();
         let prefix = prefix.to_owned();
+        let sent = w.sent.clone();
         tokio::spawn(async move {
             let mut pace =
-                rate.map(|r| tokio::time::interval(Duration::from_secs_f64(TERMINALS as f64 / r)));
+                rate.map(|r| tokio::time::interval(Duration::from_secs_f64(n as f64 / r)));
             let mut i = t;
             while i < count {
                 if let Some(pace) = &mut pace {
                     pace.tick().await;
                 }
+                let id = format!("{prefix}-{i}");
+                if let Ok(mut sent) = sent.lock() {
+                    sent.insert(id.clone(), Instant::now());
+                }
                 let refund = Message::Refund(Refund {
-                    original_merchant_refund_id: format!("{prefix}-{i}"),
+                    original_merchant_refund_id: id,
                     payment_id: format!("PAY-{i}"),
                     refund_amount: Some(usd(100)),
                     memo: None,
                 });
                 let _ = terminal.send(&refund).await;
-                i += TERMINALS;
+                i += n;
             }
         });
     }
 }
 
-/// Waits until every refund reached a state accepted by `done`.
-async fn wait_all(w: &mut World, count: usize, done: impl Fn(RefundState) -> bool) {
+/// Waits until every refund reached a state accepted by `done`; returns, per
+/// terminal, the time each of its refunds took from REFUND sent to that state.
+async fn wait_all(
+    w: &mut World,
+    count: usize,
+    done: impl Fn(RefundState) -> bool,
+) -> Vec<Vec<Duration>> {
     let mut finished = HashSet::new();
+    let mut per_terminal = vec![Vec::new(); w.terminals.len()];
     let deadline = Instant::now() + Duration::from_secs(600);
     while finished.len() < count {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, w.events.recv()).await {
-            Ok(Some((_, TerminalEvent::Message(Message::RefundUpdate(u))))) if done(u.state) => {
-                finished.insert(u.original_merchant_refund_id);
+            Ok(Some((t, TerminalEvent::Message(Message::RefundUpdate(u))))) if done(u.state) => {
+                let took = w
+                    .sent
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.get(&u.original_merchant_refund_id).map(|at| at.elapsed()));
+                if finished.insert(u.original_merchant_refund_id)
+                    && let (Some(took), Some(times)) = (took, per_terminal.get_mut(t))
+                {
+                    times.push(took);
+                }
             }
             Ok(Some(_)) => {}
             _ => panic!("only {} of {count} refunds got there", finished.len()),
         }
     }
+    per_terminal
+}
+
+/// Each terminal's p99 (REFUND sent → final state seen); the median terminal's and
+/// the slowest terminal's.
+fn fairness(per_terminal: &mut [Vec<Duration>]) -> (Duration, Duration) {
+    let mut p99s: Vec<Duration> = per_terminal
+        .iter_mut()
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.sort();
+            t[((t.len() - 1) as f64 * 0.99).round() as usize]
+        })
+        .collect();
+    p99s.sort();
+    let median = p99s.get(p99s.len() / 2).copied().unwrap_or_default();
+    let worst = p99s.last().copied().unwrap_or_default();
+    (median, worst)
 }
 
 async fn up(w: &mut World) {
     let mut ups = HashSet::new();
-    while ups.len() < TERMINALS {
+    while ups.len() < w.terminals.len() {
         if let Some((i, TerminalEvent::Up)) = w.events.recv().await {
             ups.insert(i);
         }
@@ -271,8 +348,10 @@ async fn soak(args: &Args, count: usize) {
     let bridge = Bridge::start(&w.config);
     up(&mut w).await;
     println!(
-        "## Soak: {count} refunds at {:.0}/s offered, {TERMINALS} terminals, provider {}",
-        args.rate, args.provider
+        "## Soak: {count} refunds at {:.0}/s offered, {} terminals, provider {}",
+        args.rate,
+        terminals(),
+        args.provider
     );
     println!("| refunds final | elapsed s | RSS MiB | open fds |");
     println!("| ---: | ---: | ---: | ---: |");
@@ -367,19 +446,24 @@ async fn main() {
         let bridge = Bridge::start(&w.config);
         up(&mut w).await;
         let started = Instant::now();
+        let cpu_before = bridge.cpu();
         let prefix = if rate.is_some() { "P" } else { "R" };
         send_all(&w, args.refunds, prefix, rate);
-        wait_all(&mut w, args.refunds, RefundState::is_final).await;
+        let mut per_terminal = wait_all(&mut w, args.refunds, RefundState::is_final).await;
         let elapsed = started.elapsed();
+        let cpu = bridge.cpu().saturating_sub(cpu_before);
+        let (median_p99, worst_p99) = fairness(&mut per_terminal);
         let (_, peak) = bridge.rss_kib();
         let stats = bridge.stop();
         match rate {
             Some(r) => println!(
-                "## Offered {r:.0} refunds/s, {TERMINALS} terminals, provider {}",
+                "## Offered {r:.0} refunds/s, {} terminals, provider {}",
+                terminals(),
                 args.provider
             ),
             None => println!(
-                "## As fast as the terminals send, {TERMINALS} terminals, provider {}",
+                "## As fast as the terminals send, {} terminals, provider {}",
+                terminals(),
                 args.provider
             ),
         }
@@ -403,6 +487,18 @@ async fn main() {
             field(&stats, "record_latency_p99_us"),
         );
         println!("bridge peak RSS: {:.1} MiB", peak as f64 / 1024.0);
+        println!(
+            "per terminal, REFUND sent → final state seen: median terminal's p99 {:.1} ms, slowest terminal's p99 {:.1} ms ({:.2}x)",
+            median_p99.as_secs_f64() * 1000.0,
+            worst_p99.as_secs_f64() * 1000.0,
+            worst_p99.as_secs_f64() / median_p99.as_secs_f64().max(1e-9)
+        );
+        println!(
+            "bridge CPU: {:.2} s for {} refunds, {:.0} µs per refund",
+            cpu.as_secs_f64(),
+            args.refunds,
+            cpu.as_secs_f64() * 1e6 / args.refunds as f64
+        );
     }
 
     // Queued while the cloud is down.
@@ -422,8 +518,9 @@ async fn main() {
     let (_, peak_after) = bridge.rss_kib();
     bridge.stop();
     println!(
-        "## {} refunds queued while the cloud is down, {TERMINALS} terminals",
-        args.queued
+        "## {} refunds queued while the cloud is down, {} terminals",
+        args.queued,
+        terminals()
     );
     println!(
         "accepted as QUEUED in {:.2} s ({:.0}/s); bridge RSS {:.1} MiB, peak {:.1} MiB",

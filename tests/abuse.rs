@@ -213,7 +213,7 @@ async fn a_second_daemon_on_the_same_ledger_is_refused_naming_the_first() {
     let status = status.unwrap_or_else(|| {
         panic!("a second daemon kept running on the first one's ledger:\n{stderr}")
     });
-    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(status.code(), Some(5), "{stderr}");
     assert!(
         stderr.contains(&format!("pid {first}"))
             && stderr.contains(&w.ledger_path().display().to_string()),
@@ -312,7 +312,7 @@ fn refused_before_anything(path: &Path, what: &str) -> (String, String) {
     let state = path.parent().unwrap().join("state");
     let (status, stderr) = run_refusal(path, None);
     let status = status.unwrap_or_else(|| panic!("{what}: `run` started:\n{stderr}"));
-    assert_eq!(status.code(), Some(2), "{what}: {stderr}");
+    assert_eq!(status.code(), Some(3), "{what}: {stderr}");
     assert!(
         !state.exists(),
         "{what}: `run` created {} before refusing:\n{stderr}",
@@ -321,7 +321,7 @@ fn refused_before_anything(path: &Path, what: &str) -> (String, String) {
     let (code, checked) = check_config(path);
     assert_eq!(
         code,
-        Some(2),
+        Some(3),
         "{what}: check-config accepted it:\n{checked}"
     );
     (stderr, checked)
@@ -851,7 +851,7 @@ fn a_ledger_in_a_read_only_directory_is_named_with_what_is_not_writable() {
     let (status, stderr) = run_refusal(&path, uid);
     chmod(&state, 0o755);
     let status = status.unwrap_or_else(|| panic!("started on a read-only directory:\n{stderr}"));
-    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(
         stderr.contains(&ledger.display().to_string())
             && stderr.contains(&format!("{} is not writable", state.display())),

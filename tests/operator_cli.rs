@@ -314,3 +314,90 @@ fn stored_text_never_reaches_the_operators_terminal_as_escapes() {
         );
     }
 }
+
+fn status_of(args: &[&str], ledger: Option<&Path>, uid: Option<u32>) -> (Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_posbridge"));
+    command.args(args);
+    if let Some(ledger) = ledger {
+        command.arg("--ledger").arg(ledger);
+    }
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let out = command.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Each kind of failure has its own exit status (`man posbridge`, EXIT STATUS), so a
+/// script can tell a missing refund from a refused change from a permission problem.
+#[test]
+fn each_kind_of_failure_exits_with_its_own_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let mut ledger = Ledger::open(&path).unwrap();
+    let id = record(&mut ledger, "R-1", "PAY-1", "RR-1");
+    settle(&mut ledger, id, RefundState::Succeeded, "SUCCESS");
+    drop(ledger);
+
+    let (code, err) = status_of(&["show", "NO-SUCH-REFUND"], Some(&path), None);
+    assert_eq!(code, Some(4), "not found: {err}");
+    let (code, err) = status_of(
+        &["resolve", "R-1", "--failed", "--note", "portal"],
+        Some(&path),
+        None,
+    );
+    assert_eq!(code, Some(5), "wrong state: {err}");
+    let missing = dir.path().join("none.sqlite");
+    let (code, err) = status_of(&["queue"], Some(&missing), None);
+    assert_eq!(code, Some(4), "no ledger: {err}");
+    assert!(err.contains("first start"), "{err}");
+    let (code, err) = status_of(&["export", "--since", "last tuesday"], Some(&path), None);
+    assert_eq!(code, Some(2), "usage: {err}");
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[ledger]\npath = 5\n").unwrap();
+    let (code, err) = status_of(
+        &["check-config", "--config", config.to_str().unwrap()],
+        None,
+        None,
+    );
+    assert_eq!(code, Some(3), "configuration: {err}");
+    let (code, err) = status_of(&["queue", "--config", config.to_str().unwrap()], None, None);
+    assert_eq!(code, Some(3), "configuration: {err}");
+
+    // A ledger this user may not read is a permission problem, not a missing ledger.
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (code, err) = status_of(&["queue"], Some(&path), Some(65534));
+        assert_eq!(code, Some(7), "permission: {err}");
+        assert!(
+            err.contains("sudo -u posbridge") && !err.contains("first start"),
+            "{err}"
+        );
+    } else {
+        eprintln!("SKIPPED: the permission case needs root to run as another user");
+    }
+}
+
+#[test]
+fn check_config_speaks_json_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[ledger]\npath = 5\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_posbridge"))
+        .args(["check-config", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert!(
+        report["error"].as_str().unwrap().contains("path"),
+        "{report}"
+    );
+}

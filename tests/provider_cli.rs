@@ -92,7 +92,7 @@ async fn refund_then_inquire_prints_outcomes_and_exit_codes() {
     .await;
     assert_eq!(
         out.status.code(),
-        Some(3),
+        Some(10),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -109,7 +109,7 @@ async fn refund_then_inquire_prints_outcomes_and_exit_codes() {
         "USD",
     ]))
     .await;
-    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(out.status.code(), Some(6));
     assert_eq!(sim.executed("PAY-SYNC-1"), 1);
 }
 
@@ -152,7 +152,7 @@ async fn bad_arguments_and_configs_exit_2_with_a_clear_message() {
         "P",
     ]))
     .await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("private key") && !stderr.contains("garbage"),
@@ -168,6 +168,6 @@ async fn bad_arguments_and_configs_exit_2_with_a_clear_message() {
         "P",
     ]))
     .await;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
 }

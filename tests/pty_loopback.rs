@@ -289,7 +289,7 @@ fn term_on_a_missing_device_says_so_at_once() {
         .args(["term", "/dev/posterminal-NOT-THERE", "--status"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("does not exist") && err.contains("--wait-for-device"),

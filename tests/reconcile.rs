@@ -242,7 +242,7 @@ fn a_report_that_does_not_read_changes_nothing() {
             file.to_str().unwrap(),
             "--apply",
         ]);
-        assert_eq!(code, 2, "{err}");
+        assert_eq!(code, 3, "an unusable report: {err}");
         assert!(err.contains(says), "{err}");
     }
     let l = Ledger::open(&path).unwrap();

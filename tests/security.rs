@@ -502,7 +502,7 @@ fn check_config_refuses_plain_http_to_a_remote_host_and_insecure_keys() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{kind}: {stderr}");
+        assert_eq!(out.status.code(), Some(3), "{kind}: {stderr}");
         assert!(
             stderr.contains("`provider.base_url`") && stderr.contains("https is required"),
             "{kind}: {stderr}"
@@ -527,7 +527,7 @@ fn check_config_refuses_plain_http_to_a_remote_host_and_insecure_keys() {
                 .output()
                 .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{kind}: {stderr}");
+            assert_eq!(out.status.code(), Some(3), "{kind}: {stderr}");
             assert!(
                 stderr.contains("unknown") && stderr.contains("accept_invalid"),
                 "{kind}: {stderr}"

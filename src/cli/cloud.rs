@@ -4,18 +4,8 @@
 //! Each command is a [`clap::Args`] struct with a blocking `run_*` function that
 //! builds its own runtime, and an `async` twin for callers that already have one.
 //! `refund` and `inquire` print the classified outcome and exit with a code per
-//! outcome class, so scripts can branch on it:
-//!
-//! | exit | outcome |
-//! | --- | --- |
-//! | 0 | SUCCEEDED |
-//! | 1 | FAILED_FINAL |
-//! | 2 | bad arguments or configuration |
-//! | 3 | IN_PROGRESS |
-//! | 4 | RETRY_SAME_REQUEST |
-//! | 5 | OUTCOME_UNKNOWN |
-//! | 6 | NEEDS_NEW_REQUEST_ID |
-//! | 7 | ACCEPTED_LATER |
+//! outcome class, so scripts can branch on it ([`super::exit::of_outcome`]; the man
+//! page's EXIT STATUS lists them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,15 +13,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::credentials::{CredentialLookup, UnitFiles};
+use super::exit::{Failure, Status};
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 use crate::provider::{InquiryRequest, Outcome, ProviderConfig, RefundRequest, build_provider};
 use crate::sim::cloud::{CloudSim, demo};
 
 /// The configuration file read by default.
 pub const DEFAULT_CONFIG: &str = "/etc/posbridge/posbridge.toml";
-
-/// Exit code for bad arguments or configuration.
-const EXIT_USAGE: u8 = 2;
 
 /// Run the cloud simulator (Antom, OTT Pay and PaymentOptions refund APIs).
 #[derive(clap::Args, Debug, Clone)]
@@ -278,23 +266,23 @@ fn load(
     path: &std::path::Path,
     credentials: Option<&std::path::Path>,
 ) -> Result<std::sync::Arc<dyn crate::provider::Provider>, ExitCode> {
-    let mut config = ProviderConfig::from_file(path).map_err(|e| usage(e.to_string()))?;
+    let unusable = |e: String| Failure::new(Status::Config, e).report("");
+    let mut config = ProviderConfig::from_file(path).map_err(|e| unusable(e.to_string()))?;
     let lookup = CredentialLookup::for_command(credentials, &UnitFiles::installed());
     let found = crate::config::resolve_key_files(&mut config, None, path, &lookup);
     for key in &found {
         eprintln!("key {key}");
     }
     if let Some(missing) = found.iter().find(|k| !k.is_found()) {
-        return Err(usage(format!(
+        return Err(unusable(format!(
             "{missing}; give --credentials DIR or run as root where the unit's files are"
         )));
     }
-    build_provider(&config).map_err(|e| usage(e.to_string()))
+    build_provider(&config).map_err(|e| unusable(e.to_string()))
 }
 
 fn usage(message: String) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(EXIT_USAGE)
+    Failure::new(Status::Usage, message).report("")
 }
 
 /// Prints an outcome and maps it to the exit code.
@@ -307,18 +295,5 @@ fn report(outcome: &Outcome, json: bool) -> ExitCode {
     } else {
         println!("{outcome}");
     }
-    ExitCode::from(exit_code(outcome))
-}
-
-/// The exit code of an outcome class.
-pub fn exit_code(outcome: &Outcome) -> u8 {
-    match outcome {
-        Outcome::Succeeded { .. } => 0,
-        Outcome::FailedFinal { .. } => 1,
-        Outcome::InProgress { .. } => 3,
-        Outcome::RetrySameRequest { .. } => 4,
-        Outcome::OutcomeUnknown { .. } => 5,
-        Outcome::NeedsNewRequestId { .. } => 6,
-        Outcome::AcceptedLater { .. } => 7,
-    }
+    ExitCode::from(super::exit::of_outcome(outcome))
 }

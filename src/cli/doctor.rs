@@ -76,7 +76,7 @@ pub async fn run(args: DoctorArgs) -> ExitCode {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("posbridge: cannot encode the report: {e}");
-                return ExitCode::from(1);
+                return super::exit::Status::Findings.into();
             }
         }
     } else {
@@ -93,6 +93,6 @@ pub async fn run(args: DoctorArgs) -> ExitCode {
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        super::exit::Status::Findings.into()
     }
 }

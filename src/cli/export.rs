@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::exit::{self, Failure, Status};
 use super::ops::LedgerArgs;
 use crate::ledger::RefundRecord;
 use crate::text::visible;
@@ -187,9 +188,12 @@ pub fn parse_when(text: &str, now: jiff::Timestamp) -> Result<i64, String> {
     }
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("posbridge export: {message}");
-    ExitCode::from(2)
+fn fail(failure: impl Into<Failure>) -> ExitCode {
+    failure.into().report("export")
+}
+
+fn usage(message: String) -> ExitCode {
+    Failure::new(Status::Usage, message).report("export")
 }
 
 /// Opens a file as private as the ledger (exports, the demo's keys): created 0600 whatever
@@ -233,7 +237,7 @@ pub fn run(args: ExportArgs) -> ExitCode {
         .transpose()
     {
         Ok(s) => s.unwrap_or(0),
-        Err(e) => return fail(format!("--since {e}")),
+        Err(e) => return usage(format!("--since {e}")),
     };
     let until = match args
         .until
@@ -242,7 +246,7 @@ pub fn run(args: ExportArgs) -> ExitCode {
         .transpose()
     {
         Ok(u) => u,
-        Err(e) => return fail(format!("--until {e}")),
+        Err(e) => return usage(format!("--until {e}")),
     };
     let box_id = match &args.box_id {
         Some(id) => id.clone(),
@@ -255,11 +259,17 @@ pub fn run(args: ExportArgs) -> ExitCode {
     let sink: Box<dyn Write> = match &args.output {
         Some(path) => match private_file(path) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
-            Err(e) => return fail(format!("{}: {e}", path.display())),
+            Err(e) => {
+                return fail(Failure::new(
+                    exit::of_io(&e),
+                    format!("{}: {e}", path.display()),
+                ));
+            }
         },
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let mut error: Option<String> = None;
+    // A row that cannot be written is an I/O failure (a full disk, a closed pipe).
     let result = match args.format {
         Format::Jsonl => {
             let mut sink = sink;
@@ -304,7 +314,7 @@ pub fn run(args: ExportArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         (Err(e), _) => fail(e),
-        (_, Some(e)) => fail(e),
+        (_, Some(e)) => fail(Failure::new(Status::Failed, e)),
     }
 }
 

@@ -156,7 +156,7 @@ pub async fn run(args: FleetArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("posbridge fleet: {e}");
-            ExitCode::from(2)
+            super::exit::Status::Failed.into()
         }
     }
 }

@@ -4,10 +4,12 @@ pub mod cloud;
 mod demo;
 mod demo_fleet;
 mod doctor;
+mod exit;
 mod export;
 mod fleet;
 mod log;
 mod loopback;
+mod man;
 mod ops;
 mod reconcile;
 mod term;
@@ -48,11 +50,15 @@ enum Command {
     /// Check a configuration file (and its key files) without starting anything.
     #[command(after_help = "Examples:
   posbridge check-config
-  posbridge check-config --config ./posbridge.toml")]
+  posbridge check-config --config ./posbridge.toml
+  posbridge check-config --json | jq .valid")]
     CheckConfig {
         /// The configuration file.
         #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]
         config: std::path::PathBuf,
+        /// One JSON object: `valid`, and `error` or what the configuration sets up.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the installation: configuration, keys, ledger, terminals, ModemManager,
     /// the cloud and the clock; each check says how to fix what fails.
@@ -119,7 +125,7 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("posbridge: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
+            return exit::Status::Failed.into();
         }
     };
     runtime.block_on(async {
@@ -129,10 +135,14 @@ pub fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("posbridge: {e}");
                     tracing::error!("{e}");
-                    ExitCode::from(2)
+                    if e.ledger_held {
+                        exit::Status::WrongState.into()
+                    } else {
+                        exit::Status::Config.into()
+                    }
                 }
             },
-            Command::CheckConfig { config } => check_config(&config),
+            Command::CheckConfig { config, json } => check_config(&config, json),
             Command::Doctor(args) => doctor::run(args).await,
             Command::Queue(args) => ops::queue(args),
             Command::Demo(args) => demo::run(args).await,
@@ -154,11 +164,11 @@ pub fn main() -> ExitCode {
             }
             Command::Man => {
                 let command = <Cli as clap::CommandFactory>::command();
-                match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                match man::render(command, &mut std::io::stdout()) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         eprintln!("posbridge: {e}");
-                        ExitCode::from(2)
+                        exit::Status::Failed.into()
                     }
                 }
             }
@@ -170,37 +180,92 @@ pub fn main() -> ExitCode {
     })
 }
 
+/// What `check-config` found.
+#[derive(serde::Serialize)]
+struct ConfigReport {
+    config: String,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger: Option<String>,
+    terminals: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fleet: Option<String>,
+}
+
 /// Loads the configuration and checks everything it points at, as `run` does before
 /// it creates anything (keys and their files' modes, notifyRefund, terminals, the
-/// ledger's place), and says what it found.
-fn check_config(path: &std::path::Path) -> ExitCode {
+/// ledger's place), and says what it found, as text or one JSON object.
+fn check_config(path: &std::path::Path, json: bool) -> ExitCode {
+    let mut report = ConfigReport {
+        config: path.display().to_string(),
+        valid: false,
+        error: None,
+        ledger: None,
+        terminals: Vec::new(),
+        provider: None,
+        fleet: None,
+    };
+    let status = examine_config(path, &mut report);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else if let Some(error) = &report.error {
+        eprintln!("✗ {error}");
+    } else {
+        println!("✓ {} is valid", report.config);
+        if let Some(ledger) = &report.ledger {
+            println!("  ledger    {ledger}");
+        }
+        for terminal in &report.terminals {
+            println!("  terminal  {terminal}");
+        }
+        if let Some(provider) = &report.provider {
+            println!("  provider  {provider}");
+        }
+        if let Some(fleet) = &report.fleet {
+            println!("  fleet     {fleet}");
+        }
+    }
+    status
+}
+
+fn examine_config(path: &std::path::Path, report: &mut ConfigReport) -> ExitCode {
     let config = match crate::config::Config::load(path) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("✗ {e}");
-            return ExitCode::from(2);
+            report.error = Some(e.to_string());
+            return exit::Failure::from(e).status.into();
         }
     };
     if let Err(e) = crate::daemon::run::preflight(&config) {
-        eprintln!("✗ {e}");
-        return ExitCode::from(2);
+        report.error = Some(e.to_string());
+        return exit::Status::Config.into();
     }
-    println!("✓ {} is valid", path.display());
-    println!("  ledger    {}", config.ledger.path.display());
+    if let Some(fleet) = &config.fleet
+        && let Err(e) = fleet.load_key().and_then(|_| fleet.client().map(|_| ()))
+    {
+        report.error = Some(format!("{}: {e}", path.display()));
+        return exit::Status::Config.into();
+    }
+    report.valid = true;
+    report.ledger = Some(config.ledger.path.display().to_string());
     for terminal in &config.terminals {
-        match terminal.transport() {
-            Ok(t) => println!("  terminal  {} ({t})", terminal.label()),
-            Err(e) => println!("  terminal  {}: {e}", terminal.label()),
-        }
+        report.terminals.push(match terminal.transport() {
+            Ok(t) => format!("{} ({t})", terminal.label()),
+            Err(e) => format!("{}: {e}", terminal.label()),
+        });
     }
-    println!("  provider  {}", config.provider.name());
-    if let Some(fleet) = &config.fleet {
-        if let Err(e) = fleet.load_key().and_then(|_| fleet.client().map(|_| ())) {
-            eprintln!("✗ {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-        println!("  fleet     {} to {}", fleet.box_id, fleet.url);
-    }
+    report.provider = Some(config.provider.name().to_string());
+    report.fleet = config
+        .fleet
+        .as_ref()
+        .map(|f| format!("{} to {}", f.box_id, f.url));
     ExitCode::SUCCESS
 }
 

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args};
 
+use super::exit::{Failure, Status};
 use crate::config::{Config, DEFAULT_PATH};
 use crate::ledger::{History, Ledger, RefundRecord};
 use crate::message::RefundState;
@@ -32,40 +33,39 @@ impl LedgerArgs {
         &self.config
     }
 
-    pub(super) fn open(&self) -> Result<Ledger, String> {
+    pub(super) fn open(&self) -> Result<Ledger, Failure> {
         let path = match &self.ledger {
             Some(path) => path.clone(),
-            None => {
-                Config::load(&self.config)
-                    .map_err(|e| e.to_string())?
-                    .ledger
-                    .path
-            }
+            None => Config::load(&self.config)?.ledger.path,
         };
         match crate::ledger::presence(&path) {
             crate::ledger::Presence::Present => {}
             crate::ledger::Presence::Missing { .. } => {
-                return Err(format!(
-                    "no ledger at {}: the daemon creates it on its first start",
-                    path.display()
+                return Err(Failure::new(
+                    Status::NotFound,
+                    format!(
+                        "no ledger at {}: the daemon creates it on its first start",
+                        path.display()
+                    ),
                 ));
             }
             crate::ledger::Presence::Denied {
                 path: refused,
                 reason,
             } => {
-                return Err(crate::ledger::denied_text(
-                    &path,
-                    &refused,
-                    &reason,
-                    &this_command(),
+                return Err(Failure::new(
+                    Status::Permission,
+                    crate::ledger::denied_text(&path, &refused, &reason, &this_command()),
                 ));
             }
             crate::ledger::Presence::Unreadable { reason } => {
-                return Err(format!("ledger {}: {reason}", path.display()));
+                return Err(Failure::new(
+                    Status::Failed,
+                    format!("ledger {}: {reason}", path.display()),
+                ));
             }
         }
-        Ledger::open(&path).map_err(|e| e.to_string())
+        Ledger::open(&path).map_err(Failure::from)
     }
 }
 
@@ -164,9 +164,8 @@ pub struct RetryArgs {
     ledger: LedgerArgs,
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("posbridge: {message}");
-    ExitCode::from(2)
+fn fail(failure: impl Into<Failure>) -> ExitCode {
+    failure.into().report("")
 }
 
 fn time(ms: i64) -> String {
@@ -423,10 +422,13 @@ pub fn retry(args: RetryArgs) -> ExitCode {
             ledger.write(|l| l.new_attempt(refund.id, &rrid, RefundState::Accepted, &cause, now))
         }
         RefundState::NeedsAttention => {
-            return fail(format!(
-                "refund #{} needs attention: its first request may have gone through, so \
-                 retrying could refund twice. Check the provider's portal, then `posbridge resolve`.",
-                refund.id
+            return fail(Failure::new(
+                Status::WrongState,
+                format!(
+                    "refund #{} needs attention: its first request may have gone through, so \
+                     retrying could refund twice. Check the provider's portal, then `posbridge resolve`.",
+                    refund.id
+                ),
             ));
         }
         _ => {

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
+use super::exit::{self, Failure, Status};
 use super::ops::LedgerArgs;
 use crate::config::Config;
 use crate::money::Currency;
@@ -102,8 +103,7 @@ pub enum Unit {
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("posbridge reconcile: {message}");
-    ExitCode::from(2)
+    Failure::new(Status::Usage, message.to_string()).report("reconcile")
 }
 
 /// A moment from the command line: RFC 3339, or a date (its start, or with
@@ -188,7 +188,10 @@ pub fn run(args: ReconcileArgs) -> ExitCode {
     }
     let file = match std::fs::File::open(&args.report) {
         Ok(f) => std::io::BufReader::new(f),
-        Err(e) => return usage(format!("{}: {e}", args.report.display())),
+        Err(e) => {
+            return Failure::new(exit::of_io(&e), format!("{}: {e}", args.report.display()))
+                .report("reconcile");
+        }
     };
     let read = match provider {
         ReportProvider::Antom => report::read_antom(file),
@@ -197,22 +200,27 @@ pub fn run(args: ReconcileArgs) -> ExitCode {
             Err(e) => return usage(e),
         },
     };
+    // A report that cannot be read is a file the command cannot use, like a bad
+    // configuration.
     let report = match read {
         Ok(r) => r,
-        Err(e) => return usage(format!("{}: {e}", args.report.display())),
+        Err(e) => {
+            return Failure::new(Status::Config, format!("{}: {e}", args.report.display()))
+                .report("reconcile");
+        }
     };
     let mut ledger = match args.ledger.open() {
         Ok(l) => l,
-        Err(e) => return usage(e),
+        Err(e) => return e.report("reconcile"),
     };
     let mut found = match reconcile::reconcile(&ledger, &report, &options) {
         Ok(r) => r,
-        Err(e) => return usage(e),
+        Err(e) => return Failure::from(e).report("reconcile"),
     };
     if args.apply {
         let now = jiff::Timestamp::now().as_millisecond();
         if let Err(e) = reconcile::apply(&mut ledger, &mut found, &options, now) {
-            return usage(e);
+            return Failure::from(e).report("reconcile");
         }
     }
     let mut out = std::io::stdout().lock();
@@ -227,7 +235,7 @@ pub fn run(args: ReconcileArgs) -> ExitCode {
         return usage(e);
     }
     if found.disagrees() {
-        ExitCode::from(1)
+        Status::Findings.into()
     } else {
         ExitCode::SUCCESS
     }

@@ -156,7 +156,7 @@ pub async fn run(args: TermArgs) -> ExitCode {
         Ok(request) => request,
         Err(e) => {
             eprintln!("posbridge term: {e}");
-            return ExitCode::from(2);
+            return super::exit::Status::Usage.into();
         }
     };
     let identity = TerminalIdentity {
@@ -176,7 +176,7 @@ pub async fn run(args: TermArgs) -> ExitCode {
         &Message::Hello(identity.hello()).to_frame_payload(),
     ) {
         eprintln!("posbridge term: --terminal-id or --languages: {e}");
-        return ExitCode::from(2);
+        return super::exit::Status::Usage.into();
     }
     if !args.wait_for_device && !args.path.exists() {
         eprintln!(
@@ -184,7 +184,7 @@ pub async fn run(args: TermArgs) -> ExitCode {
              --wait-for-device waits for it",
             args.path.display()
         );
-        return ExitCode::from(2);
+        return super::exit::Status::NotFound.into();
     }
     let transport = TransportConfig::Serial {
         path: args.path.clone(),
@@ -487,11 +487,11 @@ impl Session {
 
     fn exit_code(&self) -> ExitCode {
         if !self.settled() {
-            return ExitCode::from(2);
+            return super::exit::Status::NoAnswer.into();
         }
         let bad = self.awaiting.values().any(|o| *o == Some(Outcome::Bad));
         if bad || self.failures > 0 {
-            ExitCode::from(1)
+            super::exit::Status::Findings.into()
         } else {
             ExitCode::SUCCESS
         }

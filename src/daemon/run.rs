@@ -24,12 +24,32 @@ const REOPEN_EVERY: Duration = Duration::from_millis(500);
 
 /// What stopped the daemon from starting, with the words an operator needs.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(pub String);
+#[error("{message}")]
+pub struct StartError {
+    /// What is wrong and what to do.
+    pub message: String,
+    /// Another daemon holds the ledger: nothing is wrong with this configuration.
+    pub ledger_held: bool,
+}
 
 impl StartError {
     fn from(e: impl std::fmt::Display) -> StartError {
-        StartError(e.to_string())
+        StartError::new(e.to_string())
+    }
+
+    /// A start refused for `message`.
+    pub fn new(message: String) -> StartError {
+        StartError {
+            message,
+            ledger_held: false,
+        }
+    }
+
+    fn lock(e: LockError) -> StartError {
+        StartError {
+            ledger_held: matches!(e, LockError::Held { .. }),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -96,7 +116,7 @@ impl Daemon {
         let checked = preflight(config)?;
         let path = &config.ledger.path;
         if let Some(holder) = lock::holder(path) {
-            return Err(StartError::from(LockError::Held {
+            return Err(StartError::lock(LockError::Held {
                 ledger: path.display().to_string(),
                 holder,
             }));
@@ -110,7 +130,7 @@ impl Daemon {
             None => None,
         };
         crate::ledger::ensure_directory(path).map_err(StartError::from)?;
-        let lock = LedgerLock::acquire(path).map_err(StartError::from)?;
+        let lock = LedgerLock::acquire(path).map_err(StartError::lock)?;
         let ledger = Ledger::open(path).map_err(StartError::from)?;
         let ledger = LedgerHandle::spawn(ledger).map_err(StartError::from)?;
         let bridge = Bridge::start(ledger, checked.provider, config.bridge_settings());
@@ -130,7 +150,7 @@ impl Daemon {
                 let (tx, rx) = mpsc::channel(64);
                 let receiver = NotifyReceiver::serve(listener, &notify, &client_id, key, tx)
                     .map_err(|e| {
-                        StartError(format!("notifyRefund receiver on {}: {e}", notify.listen))
+                        StartError::new(format!("notifyRefund receiver on {}: {e}", notify.listen))
                     })?;
                 tracing::info!(listen = %receiver.local_addr(), path = %notify.path, "notifyRefund receiver on");
                 bridge.consume_notifications(rx);
@@ -148,7 +168,7 @@ impl Daemon {
                     notify.as_ref().map(NotifyReceiver::stats),
                     fleet.as_ref().map(|f| f.status()),
                 )
-                .map_err(|e| StartError(format!("metrics endpoint on {}: {e}", m.listen)))?,
+                .map_err(|e| StartError::new(format!("metrics endpoint on {}: {e}", m.listen)))?,
             ),
             _ => None,
         };
@@ -177,7 +197,7 @@ impl Daemon {
 async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| StartError(format!("{what} on {addr}: {e}")))
+        .map_err(|e| StartError::new(format!("{what} on {addr}: {e}")))
 }
 
 /// Starts shipping the ledger when `[fleet]` is configured; otherwise turns the
@@ -190,13 +210,13 @@ async fn start_fleet(
         Some(fleet) => crate::fleet::Shipper::start(fleet, bridge.ledger().clone())
             .await
             .map(Some)
-            .map_err(StartError),
+            .map_err(StartError::new),
         None => {
             bridge
                 .ledger()
                 .call(|l| l.fleet_disable())
                 .await
-                .map_err(|e| StartError(e.to_string()))?;
+                .map_err(StartError::from)?;
             Ok(None)
         }
     }

@@ -453,3 +453,165 @@ fn revision_grows_with_every_change_and_in_flight_refunds_stay_accepted() {
     assert!(queued.revision > b.revision);
     assert_eq!(queued.revision, moved[0].revision);
 }
+
+/// The plan steps of each traced statement that read a whole table of refunds,
+/// attempts or transitions ("SCAN t" reads a table, "SCAN t USING INDEX i" all of
+/// an index).
+fn whole_table_reads(ledger: &Ledger, traced: &[String]) -> Vec<String> {
+    let mut scans = Vec::new();
+    for sql in traced {
+        let sql = sql.trim();
+        let head = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if !["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].contains(&head.as_str()) {
+            continue;
+        }
+        let mut stmt = ledger
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(nulls), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for step in plan {
+            let table = step
+                .strip_prefix("SCAN ")
+                .map(|rest| rest.split(' ').next());
+            if let Some(Some(table)) = table
+                && ["refunds", "attempts", "transitions", "r", "a", "t", "e"].contains(&table)
+            {
+                scans.push(format!("{step}\n    in: {sql}"));
+            }
+        }
+    }
+    scans
+}
+
+/// Every statement the ledger ran while the trace was on.
+static TRACED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn trace(event: rusqlite::trace::TraceEvent<'_>) {
+    if let rusqlite::trace::TraceEvent::Stmt(stmt, _) = event
+        && let Ok(mut traced) = TRACED.lock()
+    {
+        traced.push(stmt.sql().into_owned());
+    }
+}
+
+fn tracing(ledger: &Ledger, on: bool) {
+    let codes = rusqlite::trace::TraceEventCodes::SQLITE_TRACE_STMT;
+    ledger
+        .conn
+        .trace_v2(codes, if on { Some(trace) } else { None });
+}
+
+/// A ledger of years must cost what is unfinished, not what is stored: every statement
+/// the daemon's periodic work and the operator commands run is asked for its query plan,
+/// and none may read a whole table of refunds, attempts or transitions; the export
+/// streams in its index's order, without sorting what it reads first.
+#[test]
+fn no_periodic_or_operator_query_reads_a_whole_table() {
+    let (_dir, mut ledger) = open();
+    // Enough rows of every kind that a plan has something to choose between.
+    let mut ids = Vec::new();
+    for i in 0..300 {
+        let r = recorded(
+            ledger
+                .accept(
+                    &new_refund(&format!("R{i}"), &format!("P{}", i % 50), 100),
+                    &policy(&format!("RR{i}")),
+                    1_000 + i,
+                )
+                .unwrap(),
+        );
+        ids.push(r);
+    }
+    for r in ids.iter().step_by(2) {
+        let done = Change {
+            state: Some(RefundState::Succeeded),
+            attempt: Some(AttemptStatus::Done),
+            next_action_ms: Some(None),
+            provider_refund_id: Some(format!("PR-{}", r.id)),
+            cause: "provider".into(),
+            ..Change::default()
+        };
+        ledger.apply(r.id, r.attempt_id, &done, 5_000).unwrap();
+    }
+    ledger.fleet_enable("store-1").unwrap();
+
+    TRACED.lock().unwrap().clear();
+    tracing(&ledger, true);
+    let r = &ids[1];
+    let s = &ids[0];
+    // The bridge's periodic work.
+    ledger.due(10_000, 16).unwrap();
+    ledger.next_due_ms().unwrap();
+    ledger.undelivered_finals("T1", 16).unwrap();
+    ledger.in_doubt().unwrap();
+    ledger.counts().unwrap();
+    ledger.queue_accepted("cloud unreachable", 10_000).unwrap();
+    ledger.requeue_now(10_000).unwrap();
+    let last = ledger.last_transition_id().unwrap();
+    ledger.operator_changes_since(last - 5, 100).unwrap();
+    ledger.outbox_after(last - 5, 100).unwrap();
+    ledger.fleet_position().unwrap();
+    // A refund's life.
+    ledger
+        .accept(&new_refund("NEW", "P-NEW", 100), &policy("RR-NEW"), 20_000)
+        .unwrap();
+    ledger.find("T1", "R7").unwrap();
+    ledger.find_by_request_id("RR7").unwrap();
+    ledger.find_by_provider_refund_id("PR-1").unwrap();
+    ledger.refunds_of_payment("P7").unwrap();
+    ledger
+        .begin_send(r.id, r.attempt_id, AttemptStatus::New, 20_001)
+        .unwrap();
+    ledger
+        .mark_delivered(s.id, RefundState::Succeeded, 20_002)
+        .unwrap();
+    ledger.due_now(r.id, "operator: retry now", 20_003).unwrap();
+    // The operator's commands.
+    ledger.unfinished().unwrap();
+    for id in ["R9", "RR9", "PR-1", "9", "nothing"] {
+        let _ = ledger.lookup(id);
+    }
+    ledger.history(r.id).unwrap();
+    ledger.export(20_000, Some(30_000), |_| {}).unwrap();
+    tracing(&ledger, false);
+
+    let traced = std::mem::take(&mut *TRACED.lock().unwrap());
+    assert!(traced.len() > 20, "{traced:?}");
+    let scans = whole_table_reads(&ledger, &traced);
+    assert!(scans.is_empty(), "whole-table reads:\n{}", scans.join("\n"));
+
+    // The detector is not blind: a query on a column without an index is caught.
+    let blind = whole_table_reads(&ledger, &["SELECT id FROM refunds WHERE memo = ?1".into()]);
+    assert_eq!(blind.len(), 1, "{blind:?}");
+
+    // An export streams in the index's order: no sort of the whole range first.
+    tracing(&ledger, true);
+    ledger.export(0, None, |_| {}).unwrap();
+    tracing(&ledger, false);
+    let traced = std::mem::take(&mut *TRACED.lock().unwrap());
+    let mut stmt = ledger
+        .conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", traced[0]))
+        .unwrap();
+    let plan: Vec<String> = stmt
+        .query_map([0, i64::MAX], |row| row.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+        "{plan:?}"
+    );
+}

@@ -1,0 +1,182 @@
+//! `posbridge man`: the manual page, posbridge(1).
+//!
+//! clap_mangen writes the title, synopsis, description and options from the command
+//! line's own definitions; the commands, EXIT STATUS, FILES and ENVIRONMENT sections
+//! are written here. The commands are listed on this one page (with where to find
+//! each one's options) rather than pointing at per-command pages that do not exist.
+
+use std::io::Write;
+
+use clap_mangen::roff::{Roff, bold, italic, roman};
+
+use super::exit::STATUSES;
+
+/// The files a store's box has, and what each is for.
+const FILES: &[(&str, &str)] = &[
+    (
+        "/etc/posbridge/posbridge.toml",
+        "the configuration (`run` and the operator commands read it unless given --config)",
+    ),
+    (
+        "/usr/share/doc/posbridge/posbridge.example.toml",
+        "every key of the configuration, with its default and range",
+    ),
+    (
+        "/var/lib/posbridge/ledger.sqlite",
+        "the ledger: every refund and its history (the default [ledger] path)",
+    ),
+    (
+        "/var/lib/posbridge/ledger.sqlite.lock",
+        "held by the running daemon; `doctor` names its pid",
+    ),
+    (
+        "/lib/systemd/system/posbridge.service",
+        "the systemd unit; local changes go in /etc/systemd/system/posbridge.service.d/",
+    ),
+    (
+        "/usr/share/doc/posbridge/posbridge-credentials.conf.example",
+        "a drop-in handing the keys over with LoadCredential=",
+    ),
+    (
+        "/lib/udev/rules.d/99-posbridge.rules",
+        "names terminals /dev/posterminal-SERIAL, gives them to group posbridge, keeps \
+         ModemManager away and starts the service; a store's own rules go in \
+         /etc/udev/rules.d/",
+    ),
+    (
+        "/usr/share/doc/posbridge/OPERATIONS.md",
+        "installing, configuring, upgrading, replacing a terminal, reading the logs",
+    ),
+];
+
+/// The environment variables posbridge reads.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "RUST_LOG",
+        "the log filter (`info`, `posbridge::link=debug`); wins over [log] level",
+    ),
+    (
+        "JOURNAL_STREAM",
+        "set by systemd when standard error is the journal: each line then starts with \
+         its syslog priority, so `journalctl -p warning` shows the warnings",
+    ),
+    (
+        "CREDENTIALS_DIRECTORY",
+        "set by systemd for LoadCredential=: relative key file names are found there",
+    ),
+    (
+        "NOTIFY_SOCKET, WATCHDOG_USEC",
+        "set by systemd for Type=notify and WatchdogSec=: readiness, status and \
+         watchdog pings",
+    ),
+    (
+        "POSBRIDGE_FLEET_DATABASE",
+        "the PostgreSQL URL for `fleet serve` and `fleet query` (instead of --database, \
+         which `ps` would show)",
+    ),
+    (
+        "SUDO_USER, USER",
+        "the operator named in the ledger by `resolve` and `retry`",
+    ),
+];
+
+/// Writes posbridge(1) for `command` to `out`.
+pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(command.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    let mut page = Roff::new();
+    page.control("SH", ["COMMANDS"]);
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        page.control("TP", []);
+        page.text([bold(format!("posbridge {}", sub.get_name()))]);
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        page.text([roman(about)]);
+    }
+    page.control("PP", []);
+    page.text([
+        roman("Each command's options and examples: "),
+        bold("posbridge COMMAND --help"),
+        roman("."),
+    ]);
+    page.control("SH", ["EXIT STATUS"]);
+    for (code, meaning) in STATUSES {
+        page.control("TP", []);
+        page.text([bold(code.to_string())]);
+        page.text([roman(*meaning)]);
+    }
+    page.control("SH", ["FILES"]);
+    for (path, what) in FILES {
+        page.control("TP", []);
+        page.text([italic(*path)]);
+        page.text([roman(*what)]);
+    }
+    page.control("SH", ["ENVIRONMENT"]);
+    for (name, what) in ENVIRONMENT {
+        page.control("TP", []);
+        page.text([bold(*name)]);
+        page.text([roman(*what)]);
+    }
+    page.control("SH", ["SEE ALSO"]);
+    page.text([roman(
+        "systemd.exec(5) (LoadCredential=), journalctl(1), udevadm(8), and \
+         /usr/share/doc/posbridge/README.md",
+    )]);
+    page.to_writer(out)?;
+    man.render_version_section(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> String {
+        let command = <super::super::Cli as clap::CommandFactory>::command();
+        let mut out = Vec::new();
+        render(command, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_page_has_its_sections_and_lists_every_exit_status() {
+        let page = page();
+        for section in [
+            ".SH NAME",
+            ".SH SYNOPSIS",
+            ".SH COMMANDS",
+            ".SH \"EXIT STATUS\"",
+            ".SH FILES",
+            ".SH ENVIRONMENT",
+        ] {
+            assert!(page.contains(section), "{section} missing");
+        }
+        for (code, _) in STATUSES {
+            assert!(
+                page.contains(&format!("\\fB{code}\\fR")),
+                "exit status {code}"
+            );
+        }
+        for sub in ["run", "doctor", "queue", "reconcile", "export"] {
+            assert!(page.contains(&format!("posbridge {sub}")), "{sub}");
+        }
+    }
+
+    #[test]
+    fn the_page_points_at_no_page_that_is_not_generated() {
+        let page = page();
+        let named_pages = page.split("posbridge-").skip(1).filter(|rest| {
+            let name_end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .unwrap_or(rest.len());
+            rest[name_end..].starts_with("(1)")
+        });
+        assert_eq!(named_pages.count(), 0, "a posbridge-*(1) reference");
+    }
+}
