@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use posbridge::ledger::{AcceptPolicy, Ledger, NewRefund};
+use posbridge::ledger::{AcceptPolicy, DailyLimit, Ledger, NewRefund};
 use posbridge::link::OneShot;
 use posbridge::message::{Message, Refund, RefundState};
 use posbridge::money::{Amount, Currency};
@@ -235,7 +235,11 @@ fn recording(ledger: &Path, n: usize, tag: &str) -> (Duration, Duration) {
             provider: "antom".into(),
             queued: false,
             refund_request_id: format!("RR-NEW-{tag}-{i}-{now}"),
-            daily_limit: Some(usd(1_000_000)),
+            // As the daemon sets it: the day's sum is asked on every REFUND.
+            daily_limit: Some(DailyLimit {
+                max: usd(1_000_000_000),
+                since_ms: now - 86_400_000,
+            }),
         };
         let t = Instant::now();
         l.accept(&new, &policy, now + i as i64).unwrap();
