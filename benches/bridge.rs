@@ -133,8 +133,8 @@ impl Bridge {
 
     /// CPU time the process has used (user and system), from /proc/PID/stat.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command's closing parenthesis: utime and stime are the
         // 12th and 13th there, in clock ticks.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");

@@ -84,7 +84,12 @@ fn generate(path: &Path, n: i64) {
                 let terminal = format!("POS-{:02}", id % TERMINALS);
                 let failed = id % 20 == 0;
                 let (state, code, message, refunded) = if failed {
-                    ("FAILED", "REFUND_AMOUNT_EXCEED", "refund amount exceeds", None)
+                    (
+                        "FAILED",
+                        "REFUND_AMOUNT_EXCEED",
+                        "refund amount exceeds",
+                        None,
+                    )
                 } else {
                     ("SUCCEEDED", "SUCCESS", "Success", Some(100 + id % 10_000))
                 };
@@ -112,7 +117,12 @@ fn generate(path: &Path, n: i64) {
                     .unwrap();
                 for (at, from, to, cause) in [
                     (created, None, "ACCEPTED", "REFUND from the terminal"),
-                    (created + 10, Some("ACCEPTED"), "PROCESSING", "sent to antom"),
+                    (
+                        created + 10,
+                        Some("ACCEPTED"),
+                        "PROCESSING",
+                        "sent to antom",
+                    ),
                     (done, Some("PROCESSING"), state, "antom answered"),
                 ] {
                     let result = (to == state).then_some(code);

@@ -30,7 +30,10 @@ fn time(args: &[&str]) -> (Duration, Duration) {
 async fn main() {
     let bin = env!("CARGO_BIN_EXE_posbridge");
     let size = std::fs::metadata(bin).map(|m| m.len()).unwrap_or(0);
-    println!("posbridge binary: {size} bytes ({:.1} MiB)", size as f64 / 1048576.0);
+    println!(
+        "posbridge binary: {size} bytes ({:.1} MiB)",
+        size as f64 / 1048576.0
+    );
     // A store's configuration: a terminal line, a ledger, a provider with its keys.
     let dir = tempfile::tempdir().unwrap();
     let line = posbridge::transport::open_pty().unwrap();

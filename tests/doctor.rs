@@ -631,7 +631,7 @@ async fn credentials_are_found_as_the_unit_passes_them() {
     );
     assert_ne!(
         out.status.code(),
-        Some(2),
+        Some(3),
         "keys found, the call was made: {stderr}"
     );
     let out = Command::new(BIN)
@@ -640,7 +640,8 @@ async fn credentials_are_found_as_the_unit_passes_them() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // A key file that cannot be found is a configuration that cannot be used.
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("cannot be found"), "{stderr}");
 }
 

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::credentials::{CredentialLookup, UnitFiles};
 use super::exit::{Failure, Status};
+use crate::credentials::{CredentialLookup, UnitFiles};
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 use crate::provider::{InquiryRequest, Outcome, ProviderConfig, RefundRequest, build_provider};
 use crate::sim::cloud::{CloudSim, demo};
