@@ -349,3 +349,119 @@ mod tests {
         assert_eq!(config_after_command(short.clone()), short);
     }
 }
+
+/// The commands docs/OPERATIONS.md shows, checked against the command line itself.
+#[cfg(test)]
+mod operations_doc {
+    use clap::Parser;
+
+    /// Splits a shell line into words: spaces separate, quotes group, `#` outside
+    /// quotes starts a comment; a pipe, `&`, `;` or redirection ends the command.
+    fn words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut word = String::new();
+        let mut quote = None;
+        let mut in_word = false;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '"' | '\'') => {
+                    quote = Some(c);
+                    in_word = true;
+                }
+                (None, '#' | '|' | '&' | ';' | '>' | '<') if !in_word || c != '#' => break,
+                (None, c) if c.is_whitespace() => {
+                    if in_word {
+                        words.push(std::mem::take(&mut word));
+                        in_word = false;
+                    }
+                }
+                (None, c) => {
+                    word.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        if in_word {
+            words.push(word);
+        }
+        words
+    }
+
+    /// Every `posbridge …` command in the document's shell blocks, as words (a `sudo`
+    /// or `sudo -u USER` in front dropped, continued lines joined), with its line.
+    fn commands(doc: &str) -> Vec<(usize, Vec<String>)> {
+        let mut found = Vec::new();
+        let mut in_block = false;
+        let mut pending: Option<(usize, String)> = None;
+        for (n, line) in doc.lines().enumerate() {
+            if line.trim_start().starts_with("```") {
+                in_block = !in_block;
+                continue;
+            }
+            if !in_block {
+                continue;
+            }
+            let (start, text) = match pending.take() {
+                Some((start, mut text)) => {
+                    text.push(' ');
+                    text.push_str(line.trim());
+                    (start, text)
+                }
+                None => (n + 1, line.trim().to_owned()),
+            };
+            if let Some(head) = text.strip_suffix('\\') {
+                pending = Some((start, head.to_owned()));
+                continue;
+            }
+            let mut w = words(&text);
+            if w.first().is_some_and(|w| w == "sudo") {
+                w.remove(0);
+                if w.first().is_some_and(|w| w == "-u") {
+                    w.drain(..2.min(w.len()));
+                }
+            }
+            if w.first().is_some_and(|w| w == "posbridge") {
+                found.push((start, w));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_command_in_operations_parses_as_written() {
+        let doc = include_str!("../../docs/OPERATIONS.md");
+        let found = commands(doc);
+        assert!(found.len() >= 15, "only {} commands found", found.len());
+        let mut wrong = Vec::new();
+        for (line, words) in &found {
+            let words = super::config_after_command(words.iter().map(Into::into).collect());
+            if let Err(e) = super::Cli::try_parse_from(words) {
+                let first = e.to_string().lines().next().unwrap_or("").to_owned();
+                wrong.push(format!("docs/OPERATIONS.md:{line}: {first}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_splitter_reads_shell_as_a_person_writes_it() {
+        assert_eq!(
+            words(r#"posbridge resolve R-1 --note "checked by J." # comment"#),
+            ["posbridge", "resolve", "R-1", "--note", "checked by J."]
+        );
+        assert_eq!(
+            words("posbridge doctor --json | jq ."),
+            ["posbridge", "doctor", "--json"]
+        );
+        assert_eq!(words("posbridge sim-cloud &"), ["posbridge", "sim-cloud"]);
+        let doc = "```sh\nsudo -u posbridge posbridge queue\nposbridge reconcile --report a \\\n  --apply\n```\nposbridge outside\n";
+        let found = commands(doc);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found[1].1,
+            ["posbridge", "reconcile", "--report", "a", "--apply"]
+        );
+    }
+}
