@@ -1,5 +1,6 @@
 //! The daemon's configuration: one TOML file (`/etc/posbridge/posbridge.toml` unless
-//! `--config` says otherwise), documented key by key in `config/posbridge.example.toml`.
+//! `--config` says otherwise) and the drop-ins in `posbridge.toml.d/` beside it
+//! ([`dropin`]), documented key by key in `config/posbridge.example.toml`.
 //!
 //! Errors name the file, the line and the key, and say what was expected. They never
 //! quote a line's value, because it might be a secret.
@@ -15,6 +16,8 @@ use crate::bridge::policy::RetrySettings;
 use crate::bridge::texts::{Language, MessageOverrides};
 use crate::provider::ProviderConfig;
 use crate::transport::{DEFAULT_BAUD, TransportConfig, UsbConfig, parse_vid_pid};
+
+pub mod dropin;
 
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/posbridge/posbridge.toml";
@@ -185,15 +188,9 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads and checks the file.
+    /// Reads and checks the file and its drop-ins.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: None,
-            message: format!("cannot read: {e}"),
-        })?;
-        let mut config = Config::parse(&text, &file)?;
+        let mut config = dropin::Sources::read(path)?.parse()?;
         // Relative key files name systemd credentials (LoadCredential=) when the
         // service has them, and otherwise files beside the configuration.
         let base = match std::env::var_os("CREDENTIALS_DIRECTORY") {
