@@ -12,7 +12,7 @@
 # whose output goes to the second serial port, which the host reads as the report.
 
 debian_suite=bookworm
-debian_packages=(systemd systemd-sysv udev kmod adduser apt busybox)
+debian_packages=(systemd systemd-sysv udev kmod adduser apt busybox dbus)
 image_key="$(printf '%s\n' "$debian_suite" "${debian_packages[@]}" "$kver" "$(cat "$kdir/ready")" \
     "$(sha256sum "$here/host/debian.sh" | cut -d' ' -f1)" | sha256sum | cut -c1-16)"
 base_image="$cache/debian-$debian_suite-$image_key.img"
@@ -24,8 +24,10 @@ build_base_image() {
     include="$(IFS=,; echo "${debian_packages[*]}")"
     nice -n 10 mmdebstrap --quiet --variant=minbase --include="$include" \
         --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/posbridge/*' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/posbridge/*' --dpkgopt='path-include=/usr/share/man/man1/posbridge.1.gz' \
         "$debian_suite" "$rootfs" >&2
+    # dpkg keeps these paths out of the guest, but not posbridge's own (path-include).
+    mkdir -p "$rootfs/usr/share/man/man1"
     # The kernel's modules: the gadgets, virtio, xHCI and FTDI serial, with modules.dep
     # so that udev loads them by alias and modprobe by name.
     mkdir -p "$rootfs/lib/modules/$kver"
@@ -55,6 +57,7 @@ ConditionPathExists=/dev/vdb
 
 [Service]
 Type=oneshot
+TimeoutStartSec=infinity
 ExecStart=/bin/sh -c 'mkdir -p /vm && mount -o ro /dev/vdb /vm && exec /bin/sh /vm/run.sh >/dev/ttyS1 2>&1'
 StandardInput=null
 
@@ -65,7 +68,7 @@ UNIT
         "$rootfs/etc/systemd/system/multi-user.target.wants/posbridge-vm.service"
     : >"$rootfs/etc/machine-id"
     local size_mb=$(($(du -sm "$rootfs" | cut -f1) + 1024))
-    mkfs.ext4 -q -F -L posbridge-root -d "$rootfs" "$work/base.img" "${size_mb}M"
+    mkfs.ext4 -q -F -L posbridge-root -d "$rootfs" "$work/base.img" "${size_mb}M" >/dev/null
     mv "$work/base.img" "$base_image"
     rm -rf "$rootfs"
     # Older images of other keys are of no further use.
@@ -111,7 +114,7 @@ new_disk() {
 # payload_disk DIR IMAGE: DIR as a small ext4 image.
 payload_disk() {
     local size_mb=$(($(du -sm "$1" | cut -f1) * 12 / 10 + 16))
-    mkfs.ext4 -q -F -L posbridge-vm -d "$1" "$2" "${size_mb}M"
+    mkfs.ext4 -q -F -L posbridge-vm -d "$1" "$2" "${size_mb}M" >/dev/null
 }
 
 # qemu_args DISK [PAYLOAD]: the machine: 2 CPUs, the system disk with a writeback
@@ -130,7 +133,8 @@ qemu_args() {
 }
 
 # The Debian packages under test, built by cargo deb from this tree around the binary
-# under test ($bin): N and two later versions made from it, whose conffile and udev
+# under test ($bin), with cargo-deb's fast compression (gzip: xz costs minutes to
+# unpack under emulation): N and two later versions made from it, whose conffile and udev
 # rules differ from N's (as a real upgrade's may). cargo-deb is installed into the
 # cache when missing.
 cargo_deb() {
@@ -147,7 +151,7 @@ build_packages() {
     cargo_deb
     mkdir -p "$out"
     POSBRIDGE_BIN="$bin" POSBRIDGE_DEB_STAGE="$work/deb-stage" \
-        "$repo/packaging/build-deb.sh" --quiet --output "$out/" >&2
+        "$repo/packaging/build-deb.sh" --quiet --fast --output "$out/" >&2
     deb_n="$(ls "$out"/posbridge_*_amd64.deb)"
     deb_version="$(dpkg-deb -f "$deb_n" Version)"
     local upstream=${deb_version%-*} revision=${deb_version##*-}
@@ -164,6 +168,6 @@ later_version() {
     printf '\n# (version %s of these rules)\n' "$2" >>"$unpacked/lib/udev/rules.d/99-posbridge.rules"
     (cd "$unpacked" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) \
         >"$unpacked/DEBIAN/md5sums"
-    fakeroot dpkg-deb -b -Zxz "$unpacked" "$3/posbridge_$2_amd64.deb" >/dev/null
+    fakeroot dpkg-deb -b -Zgzip "$unpacked" "$3/posbridge_$2_amd64.deb" >/dev/null
     echo "$3/posbridge_$2_amd64.deb"
 }
