@@ -7,5 +7,6 @@ pub mod cloud;
 pub mod gadget;
 pub mod line;
 pub mod link_test;
+pub mod powercut;
 pub mod screen;
 pub mod terminal;

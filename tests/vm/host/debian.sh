@@ -46,7 +46,10 @@ build_base_image() {
     printf '[Journal]\nStorage=volatile\n' >"$rootfs/etc/systemd/journald.conf.d/vm.conf"
     for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
         e2scrub_reap.service fstrim.timer getty@tty1.service serial-getty@ttyS0.service \
-        systemd-timesyncd.service getty.target; do
+        systemd-timesyncd.service getty.target dev-hugepages.mount dev-mqueue.mount \
+        sys-kernel-debug.mount sys-kernel-tracing.mount sys-fs-fuse-connections.mount \
+        modprobe@drm.service modprobe@fuse.service modprobe@efi_pstore.service \
+        modprobe@dm_mod.service systemd-update-utmp.service; do
         ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
     done
     cat >"$rootfs/etc/systemd/system/posbridge-vm.service" <<'UNIT'
@@ -64,6 +67,19 @@ StandardInput=null
 [Install]
 WantedBy=multi-user.target
 UNIT
+    # The host's clean shutdown: a line on the control port (when the machine has one).
+    cat >"$rootfs/etc/systemd/system/posbridge-vm-control.service" <<'UNIT'
+[Unit]
+Description=posbridge VM rig: shut down when the host says so
+
+[Service]
+ExecStart=/bin/sh -c 'udevadm wait --timeout=120 /dev/virtio-ports/posbridge.control 2>/dev/null || exit 0; head -n 1 /dev/virtio-ports/posbridge.control >/dev/null && { systemd-analyze blame --no-pager | head -n 15 >/dev/ttyS1; systemctl poweroff; }'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    ln -sf /etc/systemd/system/posbridge-vm-control.service \
+        "$rootfs/etc/systemd/system/multi-user.target.wants/posbridge-vm-control.service"
     ln -sf /etc/systemd/system/posbridge-vm.service \
         "$rootfs/etc/systemd/system/multi-user.target.wants/posbridge-vm.service"
     : >"$rootfs/etc/machine-id"
@@ -119,12 +135,13 @@ payload_disk() {
 
 # qemu_args DISK [PAYLOAD]: the machine: 2 CPUs, the system disk with a writeback
 # cache (so SIGKILL of QEMU loses what the guest had not flushed), no network device,
-# console on ttyS0 and the report on ttyS1 (files $disk.console and $disk.report).
+# console on ttyS0 and the report on ttyS1 (files $disk.console and $disk.report);
+# $vm_monitor, if set, is QEMU's monitor.
 qemu_args() {
     local disk=$1 payload=${2:-}
     vm_args=("${accel_args[@]}" -m 1536 -smp 2 -nodefaults -no-reboot -display none -nic none
-        -monitor none -kernel "$kdir/vmlinuz" -initrd "$initrd"
-        -append "console=ttyS0 root=/dev/vda quiet loglevel=3 systemd.show_status=0 panic=-1"
+        -monitor "${vm_monitor:-none}" -kernel "$kdir/vmlinuz" -initrd "$initrd"
+        -append "console=ttyS0 root=/dev/vda quiet loglevel=3 systemd.show_status=0 panic=-1 mitigations=off"
         -drive "file=$disk,if=virtio,format=raw,cache=writeback"
         -serial "file:$disk.console" -serial "file:$disk.report")
     if [[ -n $payload ]]; then
