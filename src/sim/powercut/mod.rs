@@ -452,6 +452,8 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
         repeats: 0,
     };
 
+    // How long a boot takes to reach the bridge, as last measured.
+    let mut boot_time = Duration::from_secs(15);
     for n in 0..campaign.cuts {
         let mut vm = boot(campaign).await?;
         report.boots += 1;
@@ -465,9 +467,13 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
             traffic.one(&mut terminal, &sim, usd);
         }
         let cut_at = if in_boot {
-            booted + Duration::from_millis(rng.random_range(500..12_000))
+            // Anywhere from the kernel's start to a little after the bridge's, as
+            // long as the last boot took to reach it.
+            let share = rng.random_range(0.1..1.1);
+            booted + boot_time.mul_f64(share)
         } else {
             let up = bridge_up(&terminal, sessions, campaign.up_within).await;
+            boot_time = booted.elapsed();
             if !up {
                 report.violations.push(format!(
                     "boot {}: the bridge did not speak to the terminal within {:?}",
@@ -505,7 +511,11 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
             n + 1,
             campaign.cuts,
             booted.elapsed().as_secs_f64(),
-            if up_at_cut { "" } else { " (bridge not up yet)" },
+            if up_at_cut {
+                ""
+            } else {
+                " (bridge not up yet)"
+            },
             open,
             unacknowledged,
             traffic.refunds
@@ -583,5 +593,9 @@ pub async fn guest_tunnel(listen: std::net::SocketAddr, port: &Path) -> std::io:
     let receiver = tokio::net::unix::pipe::Receiver::from_file_unchecked(file.try_clone()?)?;
     let sender = tokio::net::unix::pipe::Sender::from_file_unchecked(file)?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tunnel::serve(tokio::io::join(receiver, sender), tunnel::Side::Guest(listener)).await
+    tunnel::serve(
+        tokio::io::join(receiver, sender),
+        tunnel::Side::Guest(listener),
+    )
+    .await
 }

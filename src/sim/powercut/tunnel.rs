@@ -284,7 +284,10 @@ mod tests {
         let server_addr = server.local_addr().unwrap();
         let (guest_end, mut host_end_far) = tokio::io::duplex(1024);
         let host = tokio::spawn(serve(guest_end, Side::Host(server_addr)));
-        host_end_far.write_all(&Frame::Open(1).encode()).await.unwrap();
+        host_end_far
+            .write_all(&Frame::Open(1).encode())
+            .await
+            .unwrap();
         let (mut conn, _) = server.accept().await.unwrap();
         // The VM is gone: the server sees its connection end.
         drop(host_end_far);
