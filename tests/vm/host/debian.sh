@@ -163,14 +163,15 @@ cargo_deb() {
         export PATH="$cache/cargo-deb/bin:$PATH"
     fi
 }
-build_packages() {
-    local out=$1
+build_packages() { # DIR [n]: with "n", only version N
+    local out=$1 only=${2:-}
     cargo_deb
     mkdir -p "$out"
     POSBRIDGE_BIN="$bin" POSBRIDGE_DEB_STAGE="$work/deb-stage" \
         "$repo/packaging/build-deb.sh" --quiet --fast --output "$out/" >&2
     deb_n="$(ls "$out"/posbridge_*_amd64.deb)"
     deb_version="$(dpkg-deb -f "$deb_n" Version)"
+    [[ $only == n ]] && return 0
     local upstream=${deb_version%-*} revision=${deb_version##*-}
     deb_n1="$(later_version "$deb_n" "$upstream-$((revision + 1))" "$out")"
     deb_n2="$(later_version "$deb_n1" "$upstream-$((revision + 2))" "$out")"

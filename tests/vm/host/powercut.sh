@@ -21,7 +21,7 @@ fi
 
 payload="$work/payload"
 mkdir -p "$payload/debs" "$payload/bin"
-build_packages "$work/debs"
+build_packages "$work/debs" n
 cp "$deb_n" "$payload/debs/n.deb"
 objcopy --strip-debug "$bin" "$payload/bin/posbridge-sim"
 objcopy --strip-debug "$powercut_bin" "$payload/bin/posbridge-powercut"
