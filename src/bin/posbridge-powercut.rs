@@ -57,7 +57,7 @@ enum Cmd {
         #[arg(long)]
         work: PathBuf,
         /// Seconds a boot may take until the bridge speaks to the terminal.
-        #[arg(long, default_value_t = 120)]
+        #[arg(long, default_value_t = 300)]
         up_within: u64,
         /// Seconds everything may take to settle after the last boot.
         #[arg(long, default_value_t = 300)]
