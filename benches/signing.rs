@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use posbridge::money::{Amount, Currency, MAX_AMOUNT};
 use posbridge::provider::antom::signing;
 use posbridge::provider::http::HttpSettings;
@@ -87,5 +87,75 @@ fn loopback_refunds(c: &mut Criterion) {
     runtime.block_on(sim.shutdown());
 }
 
+/// Seconds per operation from `openssl speed -seconds 3 rsa2048` (its `rsa 2048 bits`
+/// line: sign/s and verify/s), if openssl is installed.
+fn openssl_speed() -> Option<(f64, f64)> {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "3", "rsa2048"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rsa 2048 bits"))?;
+    let numbers: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches('s').parse().ok())
+        .collect();
+    // "rsa 2048 bits <sign s> <verify s> <sign/s> <verify/s>" (OpenSSL 3.0).
+    match numbers.as_slice() {
+        [2048.0, sign, verify, ..] | [sign, verify, _, _] => Some((*sign, *verify)),
+        _ => None,
+    }
+}
+
+/// Signs and verifies for `seconds` each; seconds per operation.
+fn own_speed(seconds: f64) -> (f64, f64) {
+    let key = demo::merchant_private_key().expect("demo key");
+    let public = key.public_key();
+    let content = signing::signing_content(PATH, demo::ANTOM_CLIENT_ID, TIME, BODY);
+    let time = |mut op: Box<dyn FnMut()>| {
+        let started = std::time::Instant::now();
+        let mut n = 0u64;
+        while started.elapsed().as_secs_f64() < seconds {
+            op();
+            n += 1;
+        }
+        started.elapsed().as_secs_f64() / n as f64
+    };
+    let signature = key.sign(&content).expect("sign");
+    let sign = time(Box::new(|| {
+        key.sign(&content).expect("sign");
+    }));
+    let verify = time(Box::new(|| assert!(public.verify(&content, &signature))));
+    (sign, verify)
+}
+
+/// posbridge's RSA-2048 signing and verification beside `openssl speed`, in one run.
+fn compare_with_openssl() {
+    let (sign, verify) = own_speed(3.0);
+    println!(
+        "posbridge rsa2048: sign {:.3} ms, verify {:.4} ms",
+        sign * 1e3,
+        verify * 1e3
+    );
+    match openssl_speed() {
+        Some((o_sign, o_verify)) => println!(
+            "openssl speed -seconds 3 rsa2048: sign {:.3} ms, verify {:.4} ms; \
+             posbridge / openssl: sign {:.2}x, verify {:.2}x",
+            o_sign * 1e3,
+            o_verify * 1e3,
+            sign / o_sign,
+            verify / o_verify
+        ),
+        None => println!("openssl is not installed (or printed no rsa 2048 line): no comparison"),
+    }
+}
+
 criterion_group!(benches, signing_cost, loopback_refunds);
-criterion_main!(benches);
+
+fn main() {
+    compare_with_openssl();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bounds::{self, BadSetting};
 use crate::bridge::BridgeSettings;
 use crate::bridge::limits::Limits;
 use crate::bridge::policy::RetrySettings;
@@ -52,6 +53,26 @@ pub struct Config {
     /// `[shutdown]`.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// `[fleet]`; absent means the ledger is not shipped anywhere.
+    #[serde(default)]
+    pub fleet: Option<crate::fleet::FleetConfig>,
+    /// The file and text it was read from, for errors found after parsing.
+    #[serde(skip)]
+    source: Source,
+}
+
+/// Where a configuration came from. Its `Debug` names the file only: the text may hold
+/// secrets.
+#[derive(Clone, Default)]
+struct Source {
+    file: String,
+    text: String,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Source({:?})", self.file)
+    }
 }
 
 /// `[ledger]`.
@@ -151,6 +172,19 @@ impl TerminalConfig {
 pub struct LogConfig {
     /// A `RUST_LOG`-style filter (`info`, `posbridge=debug`); `RUST_LOG` wins.
     pub level: Option<String>,
+    /// `text` (logfmt fields; with syslog priorities under systemd) or `json`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text, fields in logfmt.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[metrics]`.
@@ -159,6 +193,19 @@ pub struct LogConfig {
 pub struct MetricsConfig {
     /// Where to serve Prometheus text (loopback only by default).
     pub listen: SocketAddr,
+    /// Connections served at once; more wait in the kernel's queue.
+    #[serde(default = "default_metrics_connections")]
+    pub max_connections: usize,
+    /// Time a client gets to send its request headers.
+    #[serde(default = "default_metrics_header_timeout")]
+    pub header_read_timeout_ms: u64,
+}
+
+fn default_metrics_connections() -> usize {
+    16
+}
+fn default_metrics_header_timeout() -> u64 {
+    5000
 }
 
 /// `[shutdown]`.
@@ -198,31 +245,15 @@ impl Config {
             None => path.parent().map(Path::to_path_buf).unwrap_or_default(),
         };
         config.provider.resolve_relative_files(&base);
-        Ok(config)
-    }
-
-    /// Warnings an operator should see: secret files others may read.
-    pub fn warnings(&self) -> Vec<String> {
-        use std::os::unix::fs::PermissionsExt;
-        let mut out = Vec::new();
-        for (key, path) in self.provider.secret_files() {
-            if let Ok(meta) = std::fs::metadata(path) {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    out.push(format!(
-                        "provider.{key}: {} is readable by others (mode {mode:o}); run chmod 600 {}",
-                        path.display(),
-                        path.display()
-                    ));
-                }
-            }
+        if let Some(fleet) = &mut config.fleet {
+            fleet.resolve_relative_files(&base);
         }
-        out
+        Ok(config)
     }
 
     /// Parses and checks a configuration text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             let (mut line, key) = match e.span() {
                 Some(span) => locate(text, span.start),
                 None => (None, None),
@@ -250,15 +281,39 @@ impl Config {
                 message,
             }
         })?;
-        config.check().map_err(|(key, message)| ConfigError {
+        config.source = Source {
             file: file.to_owned(),
-            line: line_of_check(text, key.as_deref(), &message),
+            text: text.to_owned(),
+        };
+        config
+            .check()
+            .map_err(|(key, message)| config.error_at(key.as_deref(), &message))?;
+        Ok(config)
+    }
+
+    /// An error about `key` (a dotted key such as `provider.private_key_file`, or
+    /// none for the whole file) found after parsing, pointing at the key's line.
+    pub fn error_at(&self, key: Option<&str>, message: &str) -> ConfigError {
+        ConfigError {
+            file: self.source.file.clone(),
+            line: line_of_check(&self.source.text, key, message),
             message: match key {
                 Some(key) => format!("`{key}`: {message}"),
-                None => message,
+                None => message.to_owned(),
             },
-        })?;
-        Ok(config)
+        }
+    }
+
+    /// A provider's error (building it, reading its keys), pointing at the line of
+    /// the `[provider]` setting it names.
+    pub fn provider_error(&self, error: &crate::provider::settings::ConfigError) -> ConfigError {
+        use crate::provider::settings::ConfigError as ProviderError;
+        match error {
+            ProviderError::Invalid { field, reason } => {
+                self.error_at(Some(&format!("provider.{field}")), reason)
+            }
+            other => self.error_at(Some("provider"), &other.to_string()),
+        }
     }
 
     /// Checks what types alone cannot: returns the offending key and why.
@@ -271,24 +326,72 @@ impl Config {
             ));
         }
         for (i, terminal) in self.terminals.iter().enumerate() {
+            let at = |bad: BadSetting| (Some(format!("terminal[{i}].{}", bad.key)), bad.why);
             terminal
                 .transport()
                 .map_err(|e| (Some(format!("terminal[{i}]")), e))?;
+            bounds::check("baud", terminal.baud, 300..=4_000_000, "").map_err(at)?;
+            bounds::check(
+                "usb_endpoint_in",
+                terminal.usb_endpoint_in,
+                0x81..=0x8F,
+                " (an IN endpoint address has bit 7 set)",
+            )
+            .map_err(at)?;
+            bounds::check(
+                "usb_endpoint_out",
+                terminal.usb_endpoint_out,
+                0x01..=0x0F,
+                " (an OUT endpoint address has bit 7 clear)",
+            )
+            .map_err(at)?;
         }
-        self.retry
-            .validate()
-            .map_err(|e| (Some("retry".into()), e))?;
+        let at = |table: &str, bad: BadSetting| {
+            let bad = bad.under(table);
+            (Some(bad.key), bad.why)
+        };
+        self.retry.validate().map_err(|bad| at("retry", bad))?;
         self.limits
             .validate()
             .map_err(|e| (Some("limits".into()), e))?;
         self.messages
             .validate()
             .map_err(|e| (Some("messages".into()), e))?;
-        if self.shutdown.grace_ms > 600_000 {
-            return Err((
-                Some("shutdown.grace_ms".into()),
-                "must be at most 600000 (10 minutes)".into(),
-            ));
+        self.provider.validate().map_err(|e| match e {
+            crate::provider::settings::ConfigError::Invalid { field, reason } => {
+                (Some(format!("provider.{field}")), reason)
+            }
+            other => (Some("provider".into()), other.to_string()),
+        })?;
+        if let Some(metrics) = &self.metrics {
+            bounds::check("max_connections", metrics.max_connections, 1..=256, "")
+                .map_err(|bad| at("metrics", bad))?;
+            bounds::check(
+                "header_read_timeout_ms",
+                metrics.header_read_timeout_ms,
+                100..=60_000,
+                " ms",
+            )
+            .map_err(|bad| at("metrics", bad))?;
+        }
+        bounds::check("grace_ms", self.shutdown.grace_ms, 0..=600_000, " ms")
+            .map_err(|bad| at("shutdown", bad))?;
+        if let Some(level) = &self.log.level {
+            // A filter that does not parse would leave the daemon silent.
+            tracing_subscriber::EnvFilter::builder()
+                .parse(level)
+                .map_err(|e| {
+                    (
+                        Some("log.level".into()),
+                        format!(
+                            "not a log filter ({e}); write a level (error, warn, info, debug, \
+                             trace) or `target=level` pairs separated by commas"
+                        ),
+                    )
+                })?;
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.validate().map_err(|(key, e)| (Some(key), e))?;
         }
         Ok(())
     }
@@ -342,28 +445,49 @@ fn provider_error(text: &str) -> Option<(String, String)> {
     Some((field, message))
 }
 
-/// The line where a dotted key (`provider.http.connect_timeout_ms`) is set.
+/// The line where a dotted key (`provider.http.connect_timeout_ms`, or
+/// `terminal[1].baud` in the second `[[terminal]]`) is set.
 fn line_of_field(text: &str, dotted: &str) -> Option<usize> {
     let (table, name) = dotted.rsplit_once('.')?;
+    let (table, nth) = match table.strip_suffix(']').and_then(|t| t.split_once('[')) {
+        Some((table, index)) => (table, Some(index.parse::<usize>().ok()?)),
+        None => (table, None),
+    };
     let mut current = String::new();
+    let mut index = None;
+    let mut seen = 0;
     for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if let Some(header) = t.strip_prefix('[') {
-            current = header
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .trim()
-                .to_owned();
+        if let Some(path) = header_path(line) {
+            index = None;
+            if path == table && line.trim_start().starts_with("[[") {
+                index = Some(seen);
+                seen += 1;
+            }
+            current = path;
             continue;
         }
         if current == table
-            && let Some((key, _)) = t.split_once('=')
+            && (nth.is_none() || nth == index)
+            && let Some((key, _)) = line.trim().split_once('=')
             && unquote(key) == name
         {
             return Some(i + 1);
         }
     }
     None
+}
+
+/// The dotted path a table header line opens (`[a."b"]` → `a.b`), ignoring a
+/// comment after it; `None` for other lines.
+fn header_path(line: &str) -> Option<String> {
+    let inner = line.trim().strip_prefix('[')?;
+    // Up to the closing bracket: a comment may follow it.
+    let inner = inner
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .unwrap_or_default();
+    Some(inner.split('.').map(unquote).collect::<Vec<_>>().join("."))
 }
 
 /// Drops the offending value from serde's "invalid type/value" messages: it might be
@@ -440,16 +564,7 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
         Some((table, index)) => (table, index.parse::<usize>().ok()),
         None => (key, None),
     };
-    let header = |line: &str| -> Option<String> {
-        let inner = line.trim().strip_prefix('[')?;
-        // Up to the closing bracket: a comment may follow it.
-        let inner = inner
-            .trim_start_matches('[')
-            .split(']')
-            .next()
-            .unwrap_or_default();
-        Some(inner.split('.').map(unquote).collect::<Vec<_>>().join("."))
-    };
+    let header = header_path;
     let within = |path: &str, of: &str| {
         path == of
             || path
@@ -618,8 +733,13 @@ USD = 50000
             ),
             // A key of a table: the key's own line.
             (format!("{GOOD}[shutdown]\ngrace_ms = 700000\n"), 17),
-            // The table with a comment after its header.
-            (format!("{GOOD}[retry] # backoff\nfirst_retry_ms = 0\n"), 16),
+            // The key's own line, under a header with a comment after it.
+            (format!("{GOOD}[retry] # backoff\nfirst_retry_ms = 0\n"), 17),
+            // A key of the second terminal: its line, not the first one's.
+            (
+                format!("{GOOD}[[terminal]]\ndevice = \"/dev/ttyACM0\"\nbaud = 0\n"),
+                18,
+            ),
             // The second terminal: its own header, not the first one's.
             (
                 format!("{GOOD}[[terminal]]\ndevice = \"/dev/ttyACM0\"\nusb = \"0b00:3070\"\n"),

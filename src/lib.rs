@@ -8,6 +8,8 @@
 //! - [`link`]: a session over any byte stream: ACK/NAK, sequence numbers,
 //!   retransmission, HELLO and PING/PONG liveness.
 //! - [`money`]: integer amounts and currency codes, shared by every layer.
+//! - [`bounds`]: the ranges numeric settings must fall in, shared likewise.
+//! - [`throttle`]: warnings outsiders can provoke, logged a few per interval.
 //! - [`text`]: text from outside made safe to keep, show and print, shared likewise.
 //! - [`message`]: the typed JSON messages carried by data frames, and their validation.
 //! - [`transport`]: serial devices, USB bulk endpoints and pseudo-terminals, reopened
@@ -16,6 +18,8 @@
 //!   PaymentOptions) behind one trait, and how each outcome is classified.
 //! - [`ledger`]: the SQLite ledger, the single source of truth for refunds.
 //! - [`reconcile`]: the ledger against the provider's report of the refunds it made.
+//! - [`fleet`]: every box's ledger shipped to a central PostgreSQL: the outbox's
+//!   shipper and the receiver.
 //! - [`bridge`]: the refund life cycle: sessions, the scheduler, store-and-forward,
 //!   display texts and limits.
 //! - [`config`]: the daemon's TOML configuration.
@@ -23,10 +27,12 @@
 //! - [`daemon`]: `posbridge run`: the service's main loop.
 //! - [`cli`]: the `posbridge` command line.
 
+pub mod bounds;
 pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod ledger;
 pub mod link;
 pub mod message;
@@ -35,5 +41,6 @@ pub mod provider;
 pub mod reconcile;
 pub mod sim;
 pub mod text;
+pub mod throttle;
 pub mod transport;
 pub mod wire;

@@ -50,6 +50,14 @@ async fn metrics_show_a_refund_the_line_and_the_cloud() {
         "posbridge_cloud_request_duration_seconds_count 1",
         "posbridge_refund_own_latency_seconds_count 1",
         "posbridge_link_damaged_frames_total{line=",
+        concat!(
+            "posbridge_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
+        "posbridge_terminal_up{terminal=\"TERM-1\"} 1",
+        "posbridge_provider_outcomes_total{class=\"SUCCEEDED\",code=\"SUCCESS\"} 1",
+        "posbridge_refunds_needing_person 0",
         "# TYPE posbridge_link_retransmissions_total counter",
     ] {
         assert!(page.contains(expected), "missing {expected:?} in:\n{page}");

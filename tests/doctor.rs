@@ -106,11 +106,7 @@ async fn each_broken_piece_is_named_with_its_fix() {
         .await
         .unwrap();
     assert_eq!(code, 1, "{out}");
-    for (mark, fix) in [
-        ("! key file permissions", "chmod 600"),
-        ("✗ terminal", "plug the terminal in"),
-        ("✗ signed inquiry", "antom_public_key_file"),
-    ] {
+    let fixed = |out: &str, mark: &str, fix: &str| {
         let at = out
             .find(mark)
             .unwrap_or_else(|| panic!("missing {mark:?} in:\n{out}"));
@@ -119,9 +115,31 @@ async fn each_broken_piece_is_named_with_its_fix() {
             out[at + fix_at..].lines().next().unwrap().contains(fix),
             "{mark}: wrong fix in:\n{out}"
         );
+    };
+    for (mark, fix) in [
+        ("✗ key file permissions", "chmod 600"),
+        ("✗ keys and credentials", "*_file"),
+        ("✗ terminal", "plug the terminal in"),
+    ] {
+        fixed(&out, mark, fix);
     }
     // Nothing secret is printed.
     assert!(!out.contains("PRIVATE KEY"), "{out}");
+
+    // With the key made private, the wrong public key shows at the signed inquiry.
+    let config = write_config(
+        dir.path(),
+        &dir.path().join("posterminal0"),
+        &sim.base_url(),
+        demo::MERCHANT_PUBLIC_PEM,
+        0o600,
+    );
+    let (code, out) = tokio::task::spawn_blocking(move || doctor(&config))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(!out.contains("key file permissions"), "{out}");
+    fixed(&out, "✗ signed inquiry", "antom_public_key_file");
 
     // A configuration error stops at the first check, naming line and key.
     let broken = dir.path().join("broken.toml");

@@ -8,6 +8,10 @@ use posbridge::ledger::{AcceptPolicy, Acceptance, AttemptStatus, Change, Ledger,
 use posbridge::message::RefundState;
 use posbridge::money::{Amount, Currency};
 
+fn dir_of(ledger: &Path) -> &Path {
+    ledger.parent().unwrap()
+}
+
 fn posbridge(ledger: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_posbridge"))
         .args(args)
@@ -140,7 +144,7 @@ fn operators_see_settle_retry_and_export() {
     assert!(ok);
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows.len(), 4, "{csv}");
-    assert!(rows[0].starts_with("ledger_id,terminal_id,original_merchant_refund_id"));
+    assert!(rows[0].starts_with("box_id,ledger_id,terminal_id,original_merchant_refund_id"));
     assert!(
         csv.contains("\"a, \"\"quoted\"\" memo\""),
         "CSV quoting: {csv}"
@@ -156,13 +160,105 @@ fn operators_see_settle_retry_and_export() {
         .collect();
     assert_eq!(records.len(), 3);
     assert_eq!(records[1]["state"], "FAILED");
+    // One schema: the JSON lines carry exactly the CSV's fields, in the same order.
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let keys: Vec<&str> = records[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted_header = header.clone();
+    sorted_header.sort_unstable();
+    let mut sorted_keys = keys.clone();
+    sorted_keys.sort_unstable();
+    assert_eq!(sorted_header, sorted_keys);
+    // Times to the millisecond.
+    let accepted = records[0]["accepted_at"].as_str().unwrap();
+    assert!(
+        accepted.ends_with(".000Z") && accepted.len() == 24,
+        "{accepted}"
+    );
     let (ok, jsonl, _) = posbridge(
         &path,
         &["export", "--format", "jsonl", "--since", "2030-01-01"],
     );
     assert!(ok && jsonl.is_empty());
-    let (ok, _, err) = posbridge(&path, &["export", "--since", "yesterday"]);
+    let (ok, _, err) = posbridge(&path, &["export", "--since", "last week"]);
     assert!(!ok && err.contains("--since"), "{err}");
+    // A window: accepted at 1_700_000_000_000 (2023-11-14T22:13:20Z), so nothing
+    // before it and all three up to a minute after.
+    let (ok, jsonl, _) = posbridge(
+        &path,
+        &[
+            "export",
+            "--format",
+            "jsonl",
+            "--since",
+            "2023-11-14",
+            "--until",
+            "2023-11-14T22:13:20Z",
+        ],
+    );
+    assert!(ok && jsonl.is_empty(), "{jsonl}");
+    let (ok, jsonl, _) = posbridge(
+        &path,
+        &[
+            "export",
+            "--format",
+            "jsonl",
+            "--box-id",
+            "store-112",
+            "--until",
+            "today",
+        ],
+    );
+    assert!(ok);
+    assert!(
+        jsonl
+            .lines()
+            .all(|l| l.contains("\"box_id\":\"store-112\"")),
+        "{jsonl}"
+    );
+    // An export file is as private as the ledger.
+    let out = dir_of(&path).join("refunds.csv");
+    let (ok, _, _) = posbridge(&path, &["export", "--output", out.to_str().unwrap()]);
+    assert!(ok);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// `--config` may come before the command, as people write it.
+#[test]
+fn config_may_come_before_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("ledger.sqlite");
+    let mut l = Ledger::open(&ledger).unwrap();
+    record(&mut l, "REF-1", "PAY-1", "RRID-1");
+    drop(l);
+    let config = dir.path().join("posbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ledger]\npath = \"{}\"\n\n[[terminal]]\ndevice = \"/dev/null\"\n\n{}",
+            ledger.display(),
+            posbridge::sim::cloud::demo::provider_toml("ottpay", "http://127.0.0.1:9").unwrap()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_posbridge"))
+        .arg("--config")
+        .arg(&config)
+        .arg("queue")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REF-1"));
 }
 
 #[test]

@@ -280,3 +280,21 @@ fn term_refuses_bad_input_by_field_without_sending() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ISO 4217"));
 }
+
+/// A field tech who typed the wrong device hears so at once, not after a timeout.
+#[test]
+fn term_on_a_missing_device_says_so_at_once() {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_posbridge"))
+        .args(["term", "/dev/posterminal-NOT-THERE", "--status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not exist") && err.contains("--wait-for-device"),
+        "{err}"
+    );
+    // Well under the default 30 s answer wait, without measuring anything finer.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}

@@ -117,6 +117,16 @@ async fn down_over_http_refuses_then_comes_back() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Down from the answer on: a provider call made at once is not carried out.
+    let at_once = http
+        .post(format!("{base}/server-to-server-interface/refund"))
+        .body("{}")
+        .send()
+        .await;
+    match at_once {
+        Ok(answer) => assert_eq!(answer.status(), 503, "down at once"),
+        Err(e) => assert!(e.is_connect() || e.is_request(), "{e}"),
+    }
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut saw_refused = false;
     loop {

@@ -6,6 +6,12 @@ use std::path::Path;
 use std::process::Command;
 
 const UNIT: &str = include_str!("../systemd/posbridge.service");
+/// The fleet receiver's unit, checked the same way.
+const FLEET_UNIT: &str = include_str!("../systemd/posbridge-fleet.service");
+const UNITS: [(&str, &str); 2] = [
+    ("posbridge.service", UNIT),
+    ("posbridge-fleet.service", FLEET_UNIT),
+];
 
 fn analyze_available() -> bool {
     Command::new("systemd-analyze")
@@ -16,9 +22,9 @@ fn analyze_available() -> bool {
 
 /// The unit with ExecStart pointing at the binary under test (verify checks that the
 /// command exists).
-fn unit_for_test(dir: &Path) -> std::path::PathBuf {
-    let unit = UNIT.replace("/usr/bin/posbridge", env!("CARGO_BIN_EXE_posbridge"));
-    let path = dir.join("posbridge.service");
+fn unit_for_test(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let unit = text.replace("/usr/bin/posbridge", env!("CARGO_BIN_EXE_posbridge"));
+    let path = dir.join(name);
     std::fs::write(&path, unit).unwrap();
     path
 }
@@ -30,18 +36,20 @@ fn the_unit_verifies() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let unit = unit_for_test(dir.path());
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&unit)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && err.trim().is_empty(),
-        "systemd-analyze verify: {err}"
-    );
+    for (name, text) in UNITS {
+        let unit = unit_for_test(dir.path(), name, text);
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&unit)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && err.trim().is_empty(),
+            "systemd-analyze verify {name}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -51,11 +59,17 @@ fn the_unit_is_rated_ok_or_better() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let unit = unit_for_test(dir.path());
+    for (name, text) in UNITS {
+        rated_ok_or_better(dir.path(), name, text);
+    }
+}
+
+fn rated_ok_or_better(dir: &Path, name: &str, text: &str) {
+    let unit = unit_for_test(dir, name, text);
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=yes", "--no-pager"])
         .arg(&unit)
-        .current_dir(dir.path())
+        .current_dir(dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -76,9 +90,9 @@ fn the_unit_is_rated_ok_or_better() {
         .unwrap_or_else(|| panic!("cannot read {overall:?}"));
     assert!(
         overall.contains("OK") || overall.contains("SAFE"),
-        "{overall}"
+        "{name}: {overall}"
     );
-    assert!(score <= 2.0, "exposure {score} grew: {overall}");
+    assert!(score <= 2.0, "{name}: exposure {score} grew: {overall}");
 }
 
 #[test]

@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             if let Some(notification) = notify::parse_notification(body) {
                 assert!(!notification.refund_request_id.is_empty());
-                check(&notification.outcome, "antom");
+                check(&notification.outcome, "antom notifyRefund");
             }
         }
         3 => match signing::parse_signature_header(&String::from_utf8_lossy(body)) {
@@ -57,12 +57,15 @@ fuzz_target!(|data: &[u8]| {
             Err(error) => assert!(!error.to_string().is_empty()),
         },
         4 => {
-            let Ok(usd) = Currency::parse("USD") else {
+            let Some(requested) = Currency::parse("USD")
+                .ok()
+                .and_then(|usd| Amount::new(1250, usd).ok())
+            else {
                 return;
             };
             let zone = TimeZone::get("America/Toronto").unwrap_or(TimeZone::UTC);
             check(
-                &ottpay::classify_refund_reply(status, body, Amount::new(1250, usd), &zone),
+                &ottpay::classify_refund_reply(status, body, requested, &zone),
                 "ottpay refund",
             );
         }

@@ -183,6 +183,21 @@ def messages():
     invalid = [
         {"name": "not_json", "kind": 0x20, "payloadText": "refund please", "code": "INVALID_JSON", "field": None},
         {"name": "array", "kind": 0x20, "payload": [1], "code": "INVALID_JSON", "field": None},
+        # A key twice in one object (SPEC 6): parsers differ on which one counts, so
+        # it is refused, naming the key. JSON objects cannot hold these, hence text.
+        {"name": "duplicate_key", "kind": 0x20,
+         "payloadText": '{"originalMerchantRefundId":"R","paymentId":"PAY-B","paymentId":"PAY-A"}',
+         "code": "INVALID_JSON", "field": "paymentId"},
+        {"name": "duplicate_nested_key", "kind": 0x20,
+         "payloadText": '{"originalMerchantRefundId":"R","paymentId":"P",'
+                        '"refundAmount":{"value":100,"currency":"USD","value":999999}}',
+         "code": "INVALID_JSON", "field": "refundAmount.value"},
+        {"name": "duplicate_key_same_value", "kind": 0x10,
+         "payloadText": '{"terminalId":"T1","terminalId":"T1"}',
+         "code": "INVALID_JSON", "field": "terminalId"},
+        {"name": "duplicate_key_in_display", "kind": 0x10,
+         "payloadText": '{"terminalId":"T1","display":{"cols":16,"rows":4,"rows":2}}',
+         "code": "INVALID_JSON", "field": "display.rows"},
         {"name": "missing_payment", "kind": 0x20, "payload": {"originalMerchantRefundId": "R"},
          "code": "MISSING_FIELD", "field": "paymentId"},
         {"name": "null_payment", "kind": 0x20, "payload": {"originalMerchantRefundId": "R", "paymentId": None},

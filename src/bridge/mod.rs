@@ -21,20 +21,21 @@ pub use session::new_refund_request_id;
 pub mod texts;
 mod worker;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::ledger::{LedgerHandle, RefundRecord};
 use crate::link::{Connector, Tracer};
 use crate::message::Message;
-use crate::provider::Provider;
 use crate::provider::antom::notify::NotifyDelivery;
+use crate::provider::{Outcome, Provider};
 
 use limits::Limits;
 use policy::{ProviderTraits, RetrySettings};
@@ -55,7 +56,9 @@ pub struct BridgeSettings {
 impl BridgeSettings {
     /// Checks every part.
     pub fn validate(&self) -> Result<(), String> {
-        self.retry.validate().map_err(|e| format!("retry: {e}"))?;
+        self.retry
+            .validate()
+            .map_err(|e| e.under("retry").to_string())?;
         self.limits.validate()?;
         self.messages.validate()
     }
@@ -219,6 +222,58 @@ pub struct BridgeStats {
     pub accepted: AtomicU64,
     /// REFUNDs refused (invalid, duplicate mismatch, limits).
     pub refused: AtomicU64,
+    /// Provider outcomes by class and code.
+    outcomes: Mutex<BTreeMap<(&'static str, String), u64>>,
+    /// Every terminal id that said HELLO since the start.
+    known_terminals: Mutex<BTreeSet<String>>,
+}
+
+/// Distinct (class, code) pairs kept; beyond them a code counts as `OTHER`, so a
+/// provider inventing codes cannot grow the metrics without bound.
+const OUTCOME_CODES_KEPT: usize = 256;
+
+impl BridgeStats {
+    /// Counts one provider outcome.
+    pub fn record_outcome(&self, outcome: &Outcome) {
+        let code = match outcome {
+            Outcome::Succeeded { code, .. } => code.clone().unwrap_or_default(),
+            Outcome::FailedFinal { code, .. } | Outcome::NeedsNewRequestId { code, .. } => {
+                code.clone()
+            }
+            _ => String::new(),
+        };
+        let Ok(mut outcomes) = self.outcomes.lock() else {
+            return;
+        };
+        let mut key = (outcome.class_name(), code);
+        if !outcomes.contains_key(&key) && outcomes.len() >= OUTCOME_CODES_KEPT {
+            key.1 = "OTHER".into();
+        }
+        *outcomes.entry(key).or_default() += 1;
+    }
+
+    /// Provider outcomes so far: (class, code, count).
+    pub fn outcomes(&self) -> Vec<(&'static str, String, u64)> {
+        self.outcomes
+            .lock()
+            .map(|o| o.iter().map(|((c, k), n)| (*c, k.clone(), *n)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Notes a terminal that said HELLO.
+    pub(crate) fn terminal_seen(&self, id: &str) {
+        if let Ok(mut known) = self.known_terminals.lock() {
+            known.insert(id.to_owned());
+        }
+    }
+
+    /// Every terminal id that said HELLO since the start.
+    pub fn known_terminals(&self) -> Vec<String> {
+        self.known_terminals
+            .lock()
+            .map(|k| k.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 struct Inner {
@@ -240,7 +295,8 @@ struct Inner {
     /// When each recorded-but-unsent refund's REFUND frame arrived.
     arrivals: Mutex<HashMap<i64, Instant>>,
     stats: BridgeStats,
-    stats_in_flight: AtomicUsize,
+    /// Every call to the provider in flight; shutdown waits for them.
+    tracker: TaskTracker,
 }
 
 /// The running bridge. Cheap to clone.
@@ -296,7 +352,7 @@ impl Bridge {
                 lines: Mutex::new(Vec::new()),
                 arrivals: Mutex::new(HashMap::new()),
                 stats: BridgeStats::default(),
-                stats_in_flight: AtomicUsize::new(0),
+                tracker: TaskTracker::new(),
             }),
         };
         tokio::spawn(worker::run(bridge.clone(), fresh_rx));
@@ -315,13 +371,18 @@ impl Bridge {
         tracer: Option<Tracer>,
         language: Option<Language>,
     ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(session::serve(
-            self.clone(),
-            label.to_owned(),
-            connector,
-            baud,
-            tracer,
-            language,
+        // Every line the link and the session log about this line names it.
+        let span = tracing::info_span!("line", line = %label);
+        tokio::spawn(tracing::Instrument::instrument(
+            session::serve(
+                self.clone(),
+                label.to_owned(),
+                connector,
+                baud,
+                tracer,
+                language,
+            ),
+            span,
         ))
     }
 
@@ -351,13 +412,20 @@ impl Bridge {
         })
     }
 
-    /// Stops sending new requests and waits up to `grace` for calls in flight; what
-    /// is still in flight after that is resumed from the ledger at the next start.
+    /// Stops sending new requests and waits for the calls in flight to end, at most
+    /// `grace`; what is still in flight after that is resumed from the ledger at the
+    /// next start.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.stop.cancel();
-        let deadline = Instant::now() + grace;
-        while worker::in_flight(self) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        self.inner.tracker.close();
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                calls = self.inner.tracker.len(),
+                "calls still in flight after the shutdown grace; they resume from the ledger at the next start"
+            );
         }
     }
 
@@ -395,7 +463,7 @@ impl Bridge {
         let Some(entry) = sessions.get(&refund.terminal_id) else {
             return;
         };
-        if refund.state.is_final()
+        if refund.state.told_until_acknowledged()
             && let Ok(mut pending) = entry.pending_finals.lock()
         {
             pending.insert(refund.id);

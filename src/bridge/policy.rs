@@ -15,6 +15,7 @@
 
 use serde::Deserialize;
 
+use crate::bounds::{self, BadSetting};
 use crate::ledger::{AttemptStatus, Change, RefundRecord};
 use crate::message::RefundState;
 use crate::money::Amount;
@@ -59,18 +60,23 @@ impl Default for RetrySettings {
 
 impl RetrySettings {
     /// Checks the settings make sense.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.first_retry_ms == 0 || self.first_poll_ms == 0 {
-            return Err("first_retry_ms and first_poll_ms must be greater than 0".into());
-        }
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        bounds::check("first_retry_ms", self.first_retry_ms, 1..=600_000, " ms")?;
+        bounds::check("max_retry_ms", self.max_retry_ms, 1..=3_600_000, " ms")?;
+        bounds::check("first_poll_ms", self.first_poll_ms, 1..=600_000, " ms")?;
+        bounds::check("max_poll_ms", self.max_poll_ms, 1..=3_600_000, " ms")?;
+        bounds::check("concurrency", self.concurrency, 1..=256, "")?;
         if self.first_retry_ms > self.max_retry_ms {
-            return Err("first_retry_ms must not exceed max_retry_ms".into());
+            return Err(BadSetting::new(
+                "first_retry_ms",
+                "must not exceed max_retry_ms",
+            ));
         }
         if self.first_poll_ms > self.max_poll_ms {
-            return Err("first_poll_ms must not exceed max_poll_ms".into());
-        }
-        if self.concurrency == 0 || self.concurrency > 256 {
-            return Err("concurrency must be from 1 to 256".into());
+            return Err(BadSetting::new(
+                "first_poll_ms",
+                "must not exceed max_poll_ms",
+            ));
         }
         Ok(())
     }

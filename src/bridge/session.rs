@@ -81,7 +81,7 @@ pub(super) async fn serve(
             LinkEvent::Down { reason, .. } => {
                 current.store(0, Ordering::Relaxed);
                 if let Some(t) = terminal.take() {
-                    tracing::info!(terminal = %t.id, %reason, "terminal disconnected");
+                    tracing::info!(terminal = %t.id, %reason, "terminal disconnected: link down");
                     unregister(&bridge, &t);
                 }
             }
@@ -348,6 +348,7 @@ async fn hello_received(
         language = %t.audience.language,
         "terminal connected"
     );
+    bridge.inner.stats.terminal_seen(&t.id);
     if let Ok(mut sessions) = bridge.inner.sessions.lock() {
         let replaced = sessions.insert(
             t.id.clone(),
@@ -442,11 +443,14 @@ async fn refund_received(
             waits_for_earlier,
         }) => {
             bridge.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            let amount = refund
+                .amount
+                .map_or_else(|| "whole payment".to_owned(), |a| a.to_string());
+            let span = super::worker::refund_span(&refund);
+            let _in = span.enter();
             tracing::info!(
-                terminal = %t.id,
-                refund = %refund.original_merchant_refund_id,
-                ledger = refund.id,
                 state = %refund.state,
+                %amount,
                 waits_for_earlier,
                 "refund recorded"
             );
@@ -605,7 +609,7 @@ async fn send_loop(
                         Err(SendError::Unconfirmed(crate::link::DownReason::Reset))
                     }
                 };
-                if refund.state.is_final() {
+                if refund.state.told_until_acknowledged() {
                     if sent.is_ok() {
                         // Not awaited: the line goes on while the ledger records it. Lost
                         // in a crash, it only means the terminal hears it once more.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::policy::{self, Context, NotificationEffect};
 use super::{Bridge, now_ms};
@@ -23,12 +24,8 @@ use crate::message::RefundState;
 use crate::provider::antom::notify::NotifyDelivery;
 use crate::provider::{InquiryRequest, RefundRequest};
 
-/// How many refunds are being worked on now (for shutdown).
-pub(super) fn in_flight(bridge: &Bridge) -> usize {
-    bridge.inner.stats_in_flight.load(Ordering::Relaxed)
-}
-
-/// Starts work on a refund, noting it as in flight.
+/// Starts work on a refund, noting it as in flight; each runs on the bridge's task
+/// tracker, so shutdown waits for exactly the calls still running.
 fn dispatch(
     bridge: &Bridge,
     refund: RefundRecord,
@@ -36,12 +33,16 @@ fn dispatch(
     done: &mpsc::UnboundedSender<i64>,
 ) {
     working.insert(refund.id, refund.payment_id.clone());
-    let (bridge, done) = (bridge.clone(), done.clone());
-    tokio::spawn(async move {
-        let id = refund.id;
-        work(&bridge, refund).await;
-        let _ = done.send(id);
-    });
+    let (tracker, bridge, done) = (bridge.inner.tracker.clone(), bridge.clone(), done.clone());
+    let span = refund_span(&refund);
+    tracker.spawn(
+        async move {
+            let id = refund.id;
+            work(&bridge, refund).await;
+            let _ = done.send(id);
+        }
+        .instrument(span),
+    );
 }
 
 /// Runs until the bridge stops.
@@ -58,15 +59,18 @@ pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<Refun
     let mut look = true;
     let mut backlog = false;
     let mut next_due = None;
+    // Where the log of people's and reports' changes has got to.
+    let mut seen_transition = bridge
+        .inner
+        .ledger
+        .call(|l| l.last_transition_id())
+        .await
+        .unwrap_or(0);
     loop {
         while let Ok(id) = done_rx.try_recv() {
             working.remove(&id);
             look |= backlog;
         }
-        bridge
-            .inner
-            .stats_in_flight
-            .store(working.len(), Ordering::Relaxed);
         if bridge.inner.stop.is_cancelled() {
             return;
         }
@@ -81,6 +85,9 @@ pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<Refun
             0
         };
         let now = now_ms();
+        if look {
+            seen_transition = log_operator_changes(&bridge, seen_transition).await;
+        }
         if look && capacity > 0 {
             look = false;
             let fetch = capacity + working.len() + 1;
@@ -90,6 +97,8 @@ pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<Refun
                 Ok((due, next))
             });
             match due.await {
+                // Stopped while the ledger answered: nothing new leaves.
+                Ok(_) if bridge.inner.stop.is_cancelled() => return,
                 Ok((due, next)) => {
                     next_due = next;
                     let mut started = 0;
@@ -209,14 +218,7 @@ async fn record(
         })
         .await?;
     if updated.state != before {
-        tracing::info!(
-            ledger = updated.id,
-            refund = %updated.original_merchant_refund_id,
-            from = %before,
-            to = %updated.state,
-            code = updated.result_code.as_deref().unwrap_or(""),
-            "refund state changed"
-        );
+        log_state_change(&updated, before);
         bridge.relay(&updated);
     }
     if updated.state.is_final()
@@ -225,6 +227,72 @@ async fn record(
         arrivals.remove(&updated.id);
     }
     Ok(updated)
+}
+
+/// Logs what people and reports changed in the ledger since transition `after` (the
+/// operator commands write the file directly), and returns how far it has read.
+async fn log_operator_changes(bridge: &Bridge, after: i64) -> i64 {
+    match bridge
+        .inner
+        .ledger
+        .call(move |l| l.operator_changes_since(after, 100))
+        .await
+    {
+        Ok(changes) => {
+            let mut last = after;
+            for (id, refund, cause) in changes {
+                last = id;
+                let span = refund_span(&refund);
+                let _in = span.enter();
+                tracing::info!(state = %refund.state, cause = %crate::text::visible(&cause), "changed outside the daemon; picked up");
+            }
+            last
+        }
+        Err(e) => {
+            tracing::error!("reading operators' changes: {e}");
+            after
+        }
+    }
+}
+
+/// A span naming a refund: every line logged while working on it carries its
+/// terminal, the terminal's id for it, its ledger number, its payment and the current
+/// refundRequestId, so one refund can be followed with grep.
+pub(super) fn refund_span(refund: &RefundRecord) -> tracing::Span {
+    tracing::info_span!(
+        "refund",
+        terminal = %refund.terminal_id,
+        refund = %refund.original_merchant_refund_id,
+        ledger = refund.id,
+        payment = %refund.payment_id,
+        refund_request_id = %refund.refund_request_id,
+    )
+}
+
+/// Logs a state change, with the refund's ids and amount; a refund a person must now
+/// settle is a warning.
+pub(super) fn log_state_change(refund: &RefundRecord, before: RefundState) {
+    let amount = refund
+        .refunded
+        .or(refund.amount)
+        .map_or_else(|| "whole payment".to_owned(), |a| a.to_string());
+    let code = refund.result_code.as_deref().unwrap_or("");
+    // Inside the worker the refund's span is entered already; elsewhere (a refund
+    // queued because another found the cloud away) it is entered here.
+    let inside = tracing::Span::current()
+        .metadata()
+        .is_some_and(|m| m.name() == "refund");
+    let span = if inside {
+        tracing::Span::none()
+    } else {
+        refund_span(refund)
+    };
+    let _in = span.enter();
+    if refund.state == RefundState::NeedsAttention {
+        tracing::warn!(from = %before, to = %refund.state, %code, %amount, "refund state changed: a person must settle it");
+    } else {
+        tracing::info!(from = %before, to = %refund.state, %code, %amount, "refund state changed");
+    }
 }
 
 /// Takes in what an outcome says about the cloud; when it has just come back, every
@@ -242,6 +310,7 @@ async fn observe(bridge: &Bridge, reachable: Option<bool>) {
         {
             Ok(moved) => {
                 for refund in &moved {
+                    log_state_change(refund, RefundState::Accepted);
                     bridge.relay(refund);
                 }
             }
@@ -304,6 +373,7 @@ async fn submit(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerErro
     let started = Instant::now();
     let outcome = bridge.inner.provider.refund(&request).await;
     bridge.inner.stats.cloud_latency.record(started.elapsed());
+    bridge.inner.stats.record_outcome(&outcome);
     tracing::debug!(ledger = refund.id, %outcome, "refund sent");
     let decision = policy::after_submit(&outcome, &context(bridge, refund));
     observe(bridge, decision.reachable).await;
@@ -335,6 +405,7 @@ async fn poll(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerError>
     let started = Instant::now();
     let outcome = bridge.inner.provider.inquire(&request).await;
     bridge.inner.stats.cloud_latency.record(started.elapsed());
+    bridge.inner.stats.record_outcome(&outcome);
     tracing::debug!(ledger = refund.id, %outcome, "inquiry");
     let decision = policy::after_poll(&outcome, &context(bridge, refund));
     observe(bridge, decision.reachable).await;

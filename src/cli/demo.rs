@@ -15,19 +15,16 @@ use clap::Args;
 use tokio::sync::mpsc;
 
 use super::term::Printer;
-use crate::bridge::limits::Limits;
-use crate::bridge::policy::RetrySettings;
-use crate::bridge::texts::{Language, MessageOverrides, catalogue_name};
-use crate::config::{Config, LedgerConfig, LogConfig, ShutdownConfig, TerminalConfig};
+use crate::bridge::texts::{Language, catalogue_name};
+use crate::config::Config;
 use crate::daemon::run::Daemon;
 use crate::ledger::Ledger;
 use crate::message::{DisplayInfo, Message, Refund, RefundState};
 use crate::money::{Amount, Currency};
-use crate::provider::ProviderConfig;
 use crate::sim::cloud::{CloudSim, demo};
 use crate::sim::line::{LineControl, relay};
 use crate::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
-use crate::transport::{DEFAULT_BAUD, Reopen, TransportConfig, open_pty};
+use crate::transport::{DEFAULT_BAUD, PtyLink, Reopen, TransportConfig, open_pty};
 
 /// Arguments of `posbridge demo`.
 #[derive(Args)]
@@ -39,7 +36,8 @@ removed at the end (keep it with --keep).
 Examples:
   posbridge demo
   posbridge demo --language ja
-  posbridge demo --keep"
+  posbridge demo --keep
+  posbridge demo --fleet      (two boxes, one PostgreSQL database; docs/FLEET.md)"
 )]
 pub struct DemoArgs {
     /// Keep the scratch directory (ledger, configuration) and print where it is.
@@ -48,6 +46,10 @@ pub struct DemoArgs {
     /// The cashier texts' language: en, zh-Hans, zh-Hant, ja, ko, th, ms, id or fr-CA.
     #[arg(long, value_name = "LANG")]
     language: Option<Language>,
+    /// Two stores' boxes shipping their ledgers to one PostgreSQL database (needs
+    /// PostgreSQL's server installed; a private cluster is made and removed).
+    #[arg(long, conflicts_with_all = ["language", "keep"])]
+    fleet: bool,
 }
 
 /// How long the demo waits for any one step.
@@ -129,9 +131,33 @@ impl Demo {
         }
     }
 
-    fn history(&self, id: &str) -> Result<(), String> {
+    /// Prints the terminal's events until its session with the bridge is up.
+    async fn connected(&mut self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => {
+                    self.out.event(&event);
+                    if event == TerminalEvent::Up {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Err("the terminal emulator stopped".into()),
+                Err(_) => return Err(format!("the terminal did not connect within {STEP:?}")),
+            }
+        }
+    }
+
+    /// Prints a refund's history once the ledger has the terminal's acknowledgement of
+    /// its final state (recorded a moment after the terminal showed it).
+    async fn history(&self, id: &str) -> Result<(), String> {
         let ledger = Ledger::open(&self.ledger).map_err(|e| e.to_string())?;
-        let refund = ledger.lookup(id).map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut refund = ledger.lookup(id).map_err(|e| e.to_string())?;
+        while refund.final_undelivered() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            refund = ledger.lookup(id).map_err(|e| e.to_string())?;
+        }
         let history = ledger.history(refund.id).map_err(|e| e.to_string())?;
         let mut text = Vec::new();
         super::ops::print_history(&history, &mut text).map_err(|e| e.to_string())?;
@@ -144,7 +170,12 @@ impl Demo {
 
 /// Runs `posbridge demo`.
 pub async fn run(args: DemoArgs) -> ExitCode {
-    match demo_run(&args).await {
+    let result = if args.fleet {
+        super::demo_fleet::run().await
+    } else {
+        demo_run(&args).await
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("posbridge demo: {e}");
@@ -178,60 +209,17 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         sim.base_url()
     ));
 
-    // The cable: two pseudo-terminals joined back to back.
-    let mut bridge_end = open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
-    let mut terminal_end =
-        open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
-    let spare = || {
-        open_pty()
-            .map(|p| p.master)
-            .map_err(|e| format!("cannot create a pseudo-terminal: {e}"))
-    };
-    let bridge_master = std::mem::replace(&mut bridge_end.master, spare()?);
-    let terminal_master = std::mem::replace(&mut terminal_end.master, spare()?);
-    let (b_read, b_write) = tokio::io::split(bridge_master);
-    let (t_read, t_write) = tokio::io::split(terminal_master);
-    tokio::spawn(relay(t_read, b_write, LineControl::default(), 1));
-    tokio::spawn(relay(b_read, t_write, LineControl::default(), 2));
+    let (bridge_end, terminal_end) = virtual_cable()?;
     out.line(&format!(
         "• virtual serial cable: bridge on {}, terminal on {}",
         bridge_end.path.display(),
         terminal_end.path.display()
     ));
 
-    // The bridge: the daemon itself, configured in code.
+    // The bridge: the daemon itself, configured as a store would configure it.
     let provider_toml = demo::provider_toml("antom", &sim.base_url()).ok_or("no demo provider")?;
-    let provider = ProviderConfig::from_toml(&provider_toml).map_err(|e| e.to_string())?;
     let ledger = scratch.path().join("ledger.sqlite");
-    let config = Config {
-        ledger: LedgerConfig {
-            path: ledger.clone(),
-        },
-        terminals: vec![TerminalConfig {
-            name: Some("demo terminal".into()),
-            device: Some(bridge_end.path.clone()),
-            baud: DEFAULT_BAUD,
-            usb: None,
-            usb_serial: None,
-            usb_interface: 0,
-            usb_endpoint_in: 0x81,
-            usb_endpoint_out: 0x01,
-            language: args.language,
-        }],
-        provider,
-        retry: RetrySettings {
-            first_retry_ms: 300,
-            max_retry_ms: 1000,
-            first_poll_ms: 500,
-            max_poll_ms: 1000,
-            concurrency: 4,
-        },
-        limits: Limits::default(),
-        messages: MessageOverrides::default(),
-        log: LogConfig::default(),
-        metrics: None,
-        shutdown: ShutdownConfig::default(),
-    };
+    let config = daemon_config(&ledger, &bridge_end.path, args.language, &provider_toml, "")?;
     let daemon = Daemon::start(&config).await.map_err(|e| e.to_string())?;
     out.line(&format!("• bridge running, ledger {}", ledger.display()));
 
@@ -262,14 +250,15 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         ledger,
     };
 
-    demo.say("1. A refund of 12.50 USD on payment PAY-SYNC-1:");
+    demo.connected().await?;
+    demo.say("\n1. A refund of 12.50 USD on payment PAY-SYNC-1:");
     let state = demo
         .refund("REF-1", "PAY-SYNC-1", 1250, RefundState::is_final)
         .await?;
     demo.say(&format!(
         "\n   It ended {state}. Its history, as `posbridge show REF-1` prints it:"
     ));
-    demo.history("REF-1")?;
+    demo.history("REF-1").await?;
 
     demo.say(
         "\n2. A refund the provider finishes later (PAY-ASYNC-1): PROCESSING, then asked about:",
@@ -292,7 +281,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     sim.set_down(false).await;
     let state = demo.follow("REF-3", RefundState::is_final).await?;
     demo.say(&format!("   REF-3 ended {state}."));
-    demo.history("REF-3")?;
+    demo.history("REF-3").await?;
 
     let executed: u32 = ["PAY-SYNC-1", "PAY-ASYNC-1", "PAY-SYNC-2"]
         .iter()
@@ -309,7 +298,49 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn tempfile_dir() -> Result<tempfile::TempDir, String> {
+/// A virtual serial cable: two pseudo-terminals joined back to back by relays; the
+/// bridge opens the first's path, the terminal emulator the second's.
+pub(super) fn virtual_cable() -> Result<(PtyLink, PtyLink), String> {
+    let mut bridge_end = open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+    let mut terminal_end =
+        open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
+    let spare = || {
+        open_pty()
+            .map(|p| p.master)
+            .map_err(|e| format!("cannot create a pseudo-terminal: {e}"))
+    };
+    let bridge_master = std::mem::replace(&mut bridge_end.master, spare()?);
+    let terminal_master = std::mem::replace(&mut terminal_end.master, spare()?);
+    let (b_read, b_write) = tokio::io::split(bridge_master);
+    let (t_read, t_write) = tokio::io::split(terminal_master);
+    tokio::spawn(relay(t_read, b_write, LineControl::default(), 1));
+    tokio::spawn(relay(b_read, t_write, LineControl::default(), 2));
+    Ok((bridge_end, terminal_end))
+}
+
+/// The demo bridge's configuration: one terminal line, quick retries.
+/// The daemon's configuration, written as a store would write it; `extra` adds tables.
+pub(super) fn daemon_config(
+    ledger: &std::path::Path,
+    device: &std::path::Path,
+    language: Option<Language>,
+    provider_toml: &str,
+    extra: &str,
+) -> Result<Config, String> {
+    let language = language
+        .map(|l| format!("language = \"{}\"\n", l.tag()))
+        .unwrap_or_default();
+    let text = format!(
+        "[ledger]\npath = {ledger}\n\n[[terminal]]\nname = \"demo terminal\"\ndevice = {device}\n\
+         {language}\n[retry]\nfirst_retry_ms = 300\nmax_retry_ms = 1000\nfirst_poll_ms = 500\n\
+         max_poll_ms = 1000\nconcurrency = 4\n\n{extra}\n{provider_toml}",
+        ledger = toml::Value::from(ledger.display().to_string()),
+        device = toml::Value::from(device.display().to_string()),
+    );
+    Config::parse(&text, "demo configuration").map_err(|e| e.to_string())
+}
+
+pub(super) fn tempfile_dir() -> Result<tempfile::TempDir, String> {
     tempfile::Builder::new()
         .prefix("posbridge-demo-")
         .tempdir()

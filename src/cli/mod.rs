@@ -2,12 +2,15 @@
 
 pub mod cloud;
 mod demo;
+mod demo_fleet;
+mod export;
+mod fleet;
+mod log;
 mod loopback;
 mod ops;
 mod reconcile;
 mod term;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -73,7 +76,9 @@ Examples:
     /// Retry a FAILED refund (new refundRequestId) or send a waiting one now.
     Retry(ops::RetryArgs),
     /// Export the ledger as CSV or JSON lines, for reconciliation.
-    Export(ops::ExportArgs),
+    Export(export::ExportArgs),
+    /// The fleet: receive every box's ledger into PostgreSQL, and ask it.
+    Fleet(fleet::FleetArgs),
     /// Compare the ledger with the provider's report; settle what it proves.
     Reconcile(reconcile::ReconcileArgs),
     /// Create a virtual serial line and serve the bridge's side on it.
@@ -106,11 +111,12 @@ Examples:
 
 /// Runs the command line and returns the process's exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(config_after_command(std::env::args_os().collect()));
     match cli.command {
         // The daemon sets up logging from its configuration.
         Command::Run { .. } => {}
         Command::Loopback(_) | Command::SimCloud(_) => init_logging("info"),
+        Command::Fleet(ref f) if f.is_serve() => init_logging("info"),
         // The demo tells its own story; only problems are logged.
         Command::Demo(_) => init_logging("error"),
         _ => init_logging("warn"),
@@ -160,8 +166,9 @@ pub fn main() -> ExitCode {
             Command::Show(args) => ops::show(args),
             Command::Resolve(args) => ops::resolve(args),
             Command::Retry(args) => ops::retry(args),
-            Command::Export(args) => ops::export(args),
+            Command::Export(args) => export::run(args),
             Command::Reconcile(args) => reconcile::run(args),
+            Command::Fleet(args) => fleet::run(args).await,
             Command::Loopback(args) => loopback::run(args).await,
             Command::Term(args) => term::run(args).await,
             Command::SimCloud(args) => cloud::sim_cloud(args).await,
@@ -190,8 +197,9 @@ pub fn main() -> ExitCode {
     })
 }
 
-/// Loads the configuration and everything it points at (keys included), and says
-/// what it found.
+/// Loads the configuration and checks everything it points at, as `run` does before
+/// it creates anything (keys and their files' modes, notifyRefund, terminals, the
+/// ledger's place), and says what it found.
 fn check_config(path: &std::path::Path) -> ExitCode {
     let config = match crate::config::Config::load(path) {
         Ok(config) => config,
@@ -200,8 +208,8 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = crate::provider::build_provider(&config.provider) {
-        eprintln!("✗ {}: {e}", path.display());
+    if let Err(e) = crate::daemon::run::preflight(&config) {
+        eprintln!("✗ {e}");
         return ExitCode::from(2);
     }
     println!("✓ {} is valid", path.display());
@@ -213,19 +221,48 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
     }
     println!("  provider  {}", config.provider.name());
+    if let Some(fleet) = &config.fleet {
+        if let Err(e) = fleet.load_key().and_then(|_| fleet.client().map(|_| ())) {
+            eprintln!("✗ {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        println!("  fleet     {} to {}", fleet.box_id, fleet.url);
+    }
     ExitCode::SUCCESS
 }
 
 /// Logs to standard error: plain text (no colours) unless it is a terminal, so the
 /// journal gets clean lines; the level comes from `RUST_LOG`, else `default_level`.
 pub(crate) fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+    log::init(default_level, log::LogFormat::Text);
+}
+
+/// Starts the daemon's logging as its configuration says.
+pub(crate) fn init_daemon_logging(level: &str, format: crate::config::LogFormat) {
+    log::init(level, format);
+}
+
+/// `posbridge --config FILE COMMAND ...` as `posbridge COMMAND --config FILE ...`:
+/// every command that reads the configuration takes `--config` itself, and a person
+/// (or a script) may well write it first.
+fn config_after_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(first) = args.get(1).and_then(|a| a.to_str()).map(str::to_owned) else {
+        return args;
+    };
+    let taken = if first == "--config" && args.len() >= 4 {
+        2
+    } else if first.starts_with("--config=") && args.len() >= 3 {
+        1
+    } else {
+        return args;
+    };
+    let option: Vec<_> = args.drain(1..1 + taken).collect();
+    // After the command's name.
+    let at = 2.min(args.len());
+    for (i, part) in option.into_iter().enumerate() {
+        args.insert(at + i, part);
+    }
+    args
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -241,5 +278,36 @@ pub(crate) async fn stop_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::config_after_command;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn config_before_the_command_moves_after_it() {
+        assert_eq!(
+            config_after_command(args(&[
+                "posbridge",
+                "--config",
+                "/x.toml",
+                "queue",
+                "--json"
+            ])),
+            args(&["posbridge", "queue", "--config", "/x.toml", "--json"])
+        );
+        assert_eq!(
+            config_after_command(args(&["posbridge", "--config=/x.toml", "doctor"])),
+            args(&["posbridge", "doctor", "--config=/x.toml"])
+        );
+        let unchanged = args(&["posbridge", "queue", "--config", "/x.toml"]);
+        assert_eq!(config_after_command(unchanged.clone()), unchanged);
+        let short = args(&["posbridge", "--config"]);
+        assert_eq!(config_after_command(short.clone()), short);
     }
 }

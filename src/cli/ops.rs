@@ -1,4 +1,4 @@
-//! Operator commands on the ledger: `queue`, `show`, `resolve`, `retry`, `export`.
+//! Operator commands on the ledger: `queue`, `show`, `resolve`, `retry`.
 //!
 //! They open the same SQLite file the daemon writes; SQLite's locking makes that safe
 //! while it runs, and the daemon picks up their changes within a few seconds (a retry
@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgGroup, Args, ValueEnum};
+use clap::{ArgGroup, Args};
 
 use crate::config::{Config, DEFAULT_PATH};
 use crate::ledger::{History, Ledger, RefundRecord};
@@ -129,34 +129,6 @@ pub struct RetryArgs {
     refund: String,
     #[command(flatten)]
     ledger: LedgerArgs,
-}
-
-/// Export formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Comma-separated values with a header row.
-    Csv,
-    /// One JSON object per line.
-    Jsonl,
-}
-
-/// `posbridge export`.
-#[derive(Args, Debug)]
-#[command(after_help = "Examples:
-  posbridge export --since 2026-11-01 > refunds.csv
-  posbridge export --format jsonl --output /tmp/refunds.jsonl")]
-pub struct ExportArgs {
-    #[command(flatten)]
-    ledger: LedgerArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Csv)]
-    format: Format,
-    /// Only refunds accepted on or after this date (YYYY-MM-DD, UTC) or instant (RFC 3339).
-    #[arg(long)]
-    since: Option<String>,
-    /// Write here instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -387,7 +359,7 @@ pub fn resolve(args: ResolveArgs) -> ExitCode {
     let cause = format!("operator {}: resolved as {to}: {}", operator(), args.note);
     let result = ledger
         .lookup(args.refund.trim_start_matches('#'))
-        .and_then(|r| ledger.resolve(r.id, to, &cause, now));
+        .and_then(|r| ledger.write(|l| l.resolve(r.id, to, &cause, now)));
     match result {
         Ok(r) => {
             println!(
@@ -414,13 +386,8 @@ pub fn retry(args: RetryArgs) -> ExitCode {
     let result = match refund.state {
         RefundState::Failed => {
             let rrid = crate::bridge::new_refund_request_id();
-            ledger.new_attempt(
-                refund.id,
-                &rrid,
-                RefundState::Accepted,
-                &format!("operator {}: retry with a new refundRequestId", operator()),
-                now,
-            )
+            let cause = format!("operator {}: retry with a new refundRequestId", operator());
+            ledger.write(|l| l.new_attempt(refund.id, &rrid, RefundState::Accepted, &cause, now))
         }
         RefundState::NeedsAttention => {
             return fail(format!(
@@ -429,11 +396,10 @@ pub fn retry(args: RetryArgs) -> ExitCode {
                 refund.id
             ));
         }
-        _ => ledger.due_now(
-            refund.id,
-            &format!("operator {}: retry now", operator()),
-            now,
-        ),
+        _ => {
+            let cause = format!("operator {}: retry now", operator());
+            ledger.write(|l| l.due_now(refund.id, &cause, now))
+        }
     };
     match result {
         Ok(r) => {
@@ -444,129 +410,5 @@ pub fn retry(args: RetryArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(e),
-    }
-}
-
-fn parse_since(text: &str) -> Result<i64, String> {
-    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
-        return Ok(ts.as_millisecond());
-    }
-    let date: jiff::civil::Date = text.parse().map_err(|_| {
-        format!("--since: expected YYYY-MM-DD or an RFC 3339 instant, got {text:?}")
-    })?;
-    date.to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .map(|z| z.timestamp().as_millisecond())
-        .map_err(|e| format!("--since: {e}"))
-}
-
-const CSV_HEADER: [&str; 20] = [
-    "ledger_id",
-    "terminal_id",
-    "original_merchant_refund_id",
-    "payment_id",
-    "amount_value",
-    "amount_currency",
-    "memo",
-    "provider",
-    "state",
-    "refund_request_id",
-    "provider_refund_id",
-    "refund_time",
-    "refunded_value",
-    "refunded_currency",
-    "result_code",
-    "result_message",
-    "accepted_at",
-    "updated_at",
-    "delivered_state",
-    "attempt_status",
-];
-
-/// Runs `posbridge export`.
-pub fn export(args: ExportArgs) -> ExitCode {
-    let ledger = match args.ledger.open() {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
-    let since = match args.since.as_deref().map(parse_since).transpose() {
-        Ok(s) => s.unwrap_or(0),
-        Err(e) => return fail(e),
-    };
-    let sink: Box<dyn Write> = match &args.output {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Box::new(std::io::BufWriter::new(f)),
-            Err(e) => return fail(format!("{}: {e}", path.display())),
-        },
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let mut error = None;
-    let result = match args.format {
-        Format::Jsonl => {
-            let mut sink = sink;
-            let n = ledger.export(since, |r| {
-                if error.is_none()
-                    && let Err(e) = serde_json::to_writer(&mut sink, r)
-                        .map_err(|e| e.to_string())
-                        .and_then(|()| sink.write_all(b"\n").map_err(|e| e.to_string()))
-                {
-                    error = Some(e);
-                }
-            });
-            let _ = sink.flush();
-            n
-        }
-        Format::Csv => {
-            let mut writer = csv::Writer::from_writer(sink);
-            if let Err(e) = writer.write_record(CSV_HEADER) {
-                return fail(e);
-            }
-            let n = ledger.export(since, |r| {
-                let text = |v: &Option<String>| visible(v.as_deref().unwrap_or("")).into_owned();
-                let plain = |v: &str| visible(v).into_owned();
-                let row = [
-                    r.id.to_string(),
-                    plain(&r.terminal_id),
-                    plain(&r.original_merchant_refund_id),
-                    plain(&r.payment_id),
-                    r.amount.map(|a| a.value.to_string()).unwrap_or_default(),
-                    r.amount.map(|a| a.currency.to_string()).unwrap_or_default(),
-                    text(&r.memo),
-                    r.provider.clone(),
-                    r.state.to_string(),
-                    r.refund_request_id.clone(),
-                    text(&r.provider_refund_id),
-                    text(&r.refund_time),
-                    r.refunded.map(|a| a.value.to_string()).unwrap_or_default(),
-                    r.refunded
-                        .map(|a| a.currency.to_string())
-                        .unwrap_or_default(),
-                    text(&r.result_code),
-                    text(&r.result_message),
-                    time(r.created_ms),
-                    time(r.updated_ms),
-                    r.delivered_state.map(|s| s.to_string()).unwrap_or_default(),
-                    r.attempt_status.to_string(),
-                ];
-                if error.is_none()
-                    && let Err(e) = writer.write_record(&row)
-                {
-                    error = Some(e.to_string());
-                }
-            });
-            if let Err(e) = writer.flush() {
-                error.get_or_insert(e.to_string());
-            }
-            n
-        }
-    };
-    match (result, error) {
-        (Ok(n), None) => {
-            if args.output.is_some() {
-                eprintln!("{n} refunds exported.");
-            }
-            ExitCode::SUCCESS
-        }
-        (Err(e), _) => fail(e),
-        (_, Some(e)) => fail(e),
     }
 }

@@ -85,6 +85,11 @@ pub struct ReconcileArgs {
     /// The zone of a CSV's times written without an offset.
     #[arg(long, value_name = "ZONE")]
     time_zone: Option<String>,
+    /// How far the provider's clock and this box's may disagree, in seconds: a refund
+    /// counts as absent only if it was sent this long before `--through`, and a row is
+    /// matched by time within it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    clock_skew: u32,
 }
 
 /// Units of a CSV's amounts.
@@ -169,6 +174,7 @@ fn layout(args: &ReconcileArgs, provider: ReportProvider) -> Result<CsvLayout, S
 pub fn run(args: ReconcileArgs) -> ExitCode {
     let provider = provider_of(&args);
     let mut options = Options::new(args.report.display().to_string());
+    options.clock_skew_ms = i64::from(args.clock_skew) * 1000;
     match (
         args.through.as_deref().map(|t| moment(t, true)).transpose(),
         args.from.as_deref().map(|t| moment(t, false)).transpose(),

@@ -42,6 +42,10 @@ pub struct TermArgs {
     /// The line's baud rate.
     #[arg(long, default_value_t = crate::transport::DEFAULT_BAUD)]
     baud: u32,
+    /// Wait for the device to appear (a terminal about to be plugged in) instead of
+    /// stopping at once when it does not exist.
+    #[arg(long)]
+    wait_for_device: bool,
     /// The terminalId sent in HELLO.
     #[arg(long, default_value = "TERM-1")]
     terminal_id: String,
@@ -172,6 +176,14 @@ pub async fn run(args: TermArgs) -> ExitCode {
         &Message::Hello(identity.hello()).to_frame_payload(),
     ) {
         eprintln!("posbridge term: --terminal-id or --languages: {e}");
+        return ExitCode::from(2);
+    }
+    if !args.wait_for_device && !args.path.exists() {
+        eprintln!(
+            "posbridge term: {} does not exist (is the cable plugged in? `ls -l /dev/posterminal*`); \
+             --wait-for-device waits for it",
+            args.path.display()
+        );
         return ExitCode::from(2);
     }
     let transport = TransportConfig::Serial {

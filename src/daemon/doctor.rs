@@ -3,6 +3,7 @@
 //! Each check prints ✓ or ✗ (or ! for a warning) with what it found and, when it
 //! failed, the fix. The checks: the configuration; the key files (readable, private
 //! to their owner, the private key matching the merchant public key); the ledger;
+//! whether a daemon runs on it (and its pid);
 //! every terminal's device (present, openable, and which group or udev rule fixes a
 //! permission error); ModemManager; the provider's cloud (DNS, TCP, TLS, and a signed
 //! inquiry where the provider has one); and the clock, which signed requests carry.
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::ledger::Ledger;
+use crate::provider::settings::secret_file_problem;
 use crate::provider::{InquiryRequest, Outcome, ProviderConfig, build_provider};
 use crate::transport::{OpenError, TransportConfig, UsbDeviceSummary, open, select_device};
 
@@ -111,6 +113,7 @@ pub async fn examine(path: &Path) -> Vec<Check> {
     };
     checks.extend(keys(&config));
     checks.push(ledger(&config));
+    checks.push(daemon(&config));
     for terminal in &config.terminals {
         checks.push(device(&terminal.label(), terminal.transport()).await);
     }
@@ -123,18 +126,29 @@ pub async fn examine(path: &Path) -> Vec<Check> {
 
 fn keys(config: &Config) -> Vec<Check> {
     let mut checks = Vec::new();
-    for warning in config.warnings() {
-        checks.push(Check::warn("key file permissions", warning, "chmod 600 the file and chown it to the service user, or hand it over with LoadCredential= (systemd/posbridge-credentials.conf.example)"));
+    let fleet = config.fleet.iter().flat_map(|f| f.secret_files());
+    for (_, path) in config.provider.secret_files().into_iter().chain(fleet) {
+        if let Some(problem) = secret_file_problem(path) {
+            checks.push(Check::fail(
+                "key file permissions",
+                problem.detail,
+                format!(
+                    "{} (or hand the key over with LoadCredential=, \
+                     systemd/posbridge-credentials.conf.example)",
+                    problem.fix
+                ),
+            ));
+        }
     }
     match build_provider(&config.provider) {
         Ok(_) => checks.push(Check::pass(
             "keys and credentials",
-            "readable and well-formed",
+            "readable, private to the service and well-formed",
         )),
         Err(e) => {
             checks.push(Check::fail(
                 "keys and credentials",
-                e.to_string(),
+                config.provider_error(&e).to_string(),
                 "check the *_file paths in [provider] and that the service user can read them",
             ));
             return checks;
@@ -208,6 +222,27 @@ fn ledger(config: &Config) -> Check {
             "ledger",
             e.to_string(),
             "check the ledger file's owner (the service user) and mode (0600)",
+        ),
+    }
+}
+
+fn daemon(config: &Config) -> Check {
+    let path = &config.ledger.path;
+    let lock = super::lock::path_for(path);
+    match super::lock::holder(path) {
+        Some(pid) => Check::pass(
+            "daemon",
+            format!(
+                "running, {} (it holds {})",
+                pid.map(|p| format!("pid {p}"))
+                    .unwrap_or_else(|| "pid unknown".into()),
+                lock.display()
+            ),
+        ),
+        None => Check::warn(
+            "daemon",
+            format!("no posbridge is running on {}", path.display()),
+            "systemctl start posbridge (or posbridge run --config FILE)",
         ),
     }
 }

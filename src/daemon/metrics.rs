@@ -1,9 +1,12 @@
 //! The Prometheus text endpoint (`[metrics] listen = "127.0.0.1:9640"`, off by
 //! default): refunds by state, queue depth and the age of its oldest refund, link
-//! frames and damage by cause, retransmissions, cloud latency, last cloud contact.
+//! frames and damage by cause, retransmissions, cloud latency, last cloud contact,
+//! and the notifyRefund receiver's refusals by reason. Requests get a bounded time
+//! to send their headers, and connections are bounded in number.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,9 +14,15 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{Bridge, Histogram};
+use crate::config::MetricsConfig;
+use crate::fleet::ShipperStatus;
 use crate::ledger::Counts;
+use crate::provider::antom::notify::{NotifyStats, Refusal};
+use crate::provider::serve::{ServeLimits, serve_bounded};
 use crate::wire::Damage;
 
 /// Upper bounds of the cloud latency histogram.
@@ -23,31 +32,71 @@ const CLOUD_BUCKETS: [f64; 12] = [
 /// Upper bounds of the bridge's own latency histogram.
 const OWN_BUCKETS: [f64; 9] = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 
-/// Starts serving `/metrics`; returns the address bound.
-pub async fn serve(listen: SocketAddr, bridge: Bridge) -> std::io::Result<SocketAddr> {
+/// Starts serving `/metrics` on `listener` (bound to `config.listen`), with the
+/// connection and header-time limits of `config`; returns the address bound.
+pub fn serve(
+    listener: TcpListener,
+    config: &MetricsConfig,
+    bridge: Bridge,
+    notify: Option<Arc<NotifyStats>>,
+    fleet: Option<ShipperStatus>,
+) -> std::io::Result<SocketAddr> {
+    let listen = config.listen;
     if !listen.ip().is_loopback() {
         tracing::warn!(%listen, "the metrics endpoint is not on loopback; anyone who can reach it sees refund counts");
     }
-    let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(bridge);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("metrics endpoint stopped: {e}");
-        }
-    });
+        .with_state(Page {
+            bridge,
+            notify,
+            fleet,
+        });
+    let limits = ServeLimits {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        max_connections: config.max_connections,
+    };
+    // Serves for the process's life.
+    tokio::spawn(serve_bounded(
+        listener,
+        app,
+        limits,
+        CancellationToken::new(),
+    ));
     tracing::info!(listen = %bound, "metrics on /metrics");
     Ok(bound)
 }
 
-async fn metrics(State(bridge): State<Bridge>) -> impl IntoResponse {
-    let counts = bridge.ledger().call(|l| l.counts()).await;
-    let body = match counts {
-        Ok(counts) => render(&bridge, &counts, jiff::Timestamp::now().as_millisecond()),
+/// What the page is made of.
+#[derive(Clone)]
+struct Page {
+    bridge: Bridge,
+    notify: Option<Arc<NotifyStats>>,
+    fleet: Option<ShipperStatus>,
+}
+
+async fn metrics(State(page): State<Page>) -> impl IntoResponse {
+    let counts = page.bridge.ledger().call(|l| l.counts()).await;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let mut body = match counts {
+        Ok(counts) => render(&page.bridge, &counts, now),
         Err(e) => format!("# ledger unavailable: {e}\nposbridge_ledger_up 0\n"),
     };
+    if let Some(notify) = &page.notify {
+        render_notify(&mut body, notify);
+    }
+    if let Some(fleet) = &page.fleet {
+        // Read now, so the lag is exact even while the shipper waits out a backoff.
+        let position = page
+            .bridge
+            .ledger()
+            .call(|l| l.fleet_position())
+            .await
+            .ok()
+            .flatten();
+        body.push_str(&fleet.prometheus(position, now));
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -55,6 +104,31 @@ async fn metrics(State(bridge): State<Bridge>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+/// The notifyRefund receiver's counters.
+fn render_notify(out: &mut String, stats: &NotifyStats) {
+    family(
+        out,
+        "posbridge_notify_accepted_total",
+        "counter",
+        "notifyRefund notifications recorded and acknowledged.",
+    );
+    let _ = writeln!(out, "posbridge_notify_accepted_total {}", stats.accepted());
+    family(
+        out,
+        "posbridge_notify_refused_total",
+        "counter",
+        "notifyRefund requests refused, by reason (every one, however few are logged).",
+    );
+    for why in Refusal::ALL {
+        let _ = writeln!(
+            out,
+            "posbridge_notify_refused_total{{reason=\"{}\"}} {}",
+            why.name(),
+            stats.refused(why)
+        );
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -94,6 +168,41 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         "1 when the ledger answered.",
     );
     let _ = writeln!(out, "posbridge_ledger_up 1");
+    family(
+        &mut out,
+        "posbridge_build_info",
+        "gauge",
+        "Always 1; the labels say which posbridge this is.",
+    );
+    let _ = writeln!(
+        out,
+        "posbridge_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    family(
+        &mut out,
+        "posbridge_refunds_needing_person",
+        "gauge",
+        "Refunds NEEDS_ATTENTION: a person must check the provider and settle them.",
+    );
+    let _ = writeln!(
+        out,
+        "posbridge_refunds_needing_person {}",
+        counts.in_state(crate::message::RefundState::NeedsAttention)
+    );
+    family(
+        &mut out,
+        "posbridge_provider_outcomes_total",
+        "counter",
+        "Provider answers, by outcome class and result code.",
+    );
+    for (class, code, n) in stats.outcomes() {
+        let _ = writeln!(
+            out,
+            "posbridge_provider_outcomes_total{{class=\"{class}\",code=\"{}\"}} {n}",
+            label(&code)
+        );
+    }
     family(
         &mut out,
         "posbridge_refunds",
@@ -188,6 +297,20 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         "posbridge_terminals_connected {}",
         status.terminals.len()
     );
+    family(
+        &mut out,
+        "posbridge_terminal_up",
+        "gauge",
+        "1 while a terminal that said HELLO since the start has a session, else 0.",
+    );
+    for id in stats.known_terminals() {
+        let up = u8::from(status.terminals.contains(&id));
+        let _ = writeln!(
+            out,
+            "posbridge_terminal_up{{terminal=\"{}\"}} {up}",
+            label(&id)
+        );
+    }
     let lines = bridge.lines();
     family(
         &mut out,

@@ -2,6 +2,7 @@
 //! lines started, and a clean stop on SIGTERM.
 
 pub mod doctor;
+pub mod lock;
 pub mod metrics;
 pub mod run;
 pub mod systemd;

@@ -4,15 +4,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::bridge::Bridge;
+use crate::bridge::texts::Language;
 use crate::config::Config;
 use crate::ledger::{Ledger, LedgerHandle};
-use crate::provider::antom::notify::NotifyReceiver;
+use crate::provider::antom::keys::PublicKey;
+use crate::provider::antom::notify::{NotifyConfig, NotifyReceiver};
 use crate::provider::{ProviderConfig, build_provider};
-use crate::transport::Reopen;
+use crate::transport::{Reopen, TransportConfig};
 
+use super::lock::{self, LedgerLock, LockError};
 use super::systemd;
 
 /// How often a terminal line that is away is looked for again.
@@ -23,75 +27,146 @@ const REOPEN_EVERY: Duration = Duration::from_millis(500);
 #[error("{0}")]
 pub struct StartError(pub String);
 
+impl StartError {
+    fn from(e: impl std::fmt::Display) -> StartError {
+        StartError(e.to_string())
+    }
+}
+
+/// What [`preflight`] found usable: the provider, built with its keys; Antom's public
+/// key if the notifyRefund receiver is on; every terminal line.
+pub struct Checked {
+    provider: Arc<dyn crate::provider::Provider>,
+    notify: Option<(NotifyConfig, String, PublicKey)>,
+    lines: Vec<(String, TransportConfig, Option<Language>)>,
+}
+
+/// Every check `posbridge run` makes before it creates, opens or binds anything:
+/// the keys and credentials (their files' modes included), the notifyRefund
+/// receiver's settings, the terminal lines, and whether the ledger's file and
+/// directory can be written. `posbridge check-config` runs the same checks, so it
+/// refuses whatever `run` would. Errors name the file, the line and the key.
+pub fn preflight(config: &Config) -> Result<Checked, StartError> {
+    let provider = build_provider(&config.provider)
+        .map_err(|e| StartError::from(config.provider_error(&e)))?;
+    let notify = match &config.provider {
+        ProviderConfig::Antom(antom) => match &antom.notify {
+            Some(notify) => {
+                let key = antom
+                    .load_antom_public_key()
+                    .map_err(|e| StartError::from(config.provider_error(&e)))?;
+                Some((notify.clone(), antom.client_id.clone(), key))
+            }
+            None => None,
+        },
+        _ => None,
+    };
+    let mut lines = Vec::new();
+    for (i, terminal) in config.terminals.iter().enumerate() {
+        let transport = terminal
+            .transport()
+            .map_err(|e| StartError::from(config.error_at(Some(&format!("terminal[{i}]")), &e)))?;
+        lines.push((terminal.label(), transport, terminal.language));
+    }
+    Ledger::check_location(&config.ledger.path).map_err(StartError::from)?;
+    Ok(Checked {
+        provider,
+        notify,
+        lines,
+    })
+}
+
 /// A running daemon.
 pub struct Daemon {
     /// The bridge.
     pub bridge: Bridge,
     notify: Option<NotifyReceiver>,
+    fleet: Option<crate::fleet::Shipper>,
     /// Where the metrics endpoint listens, if it is on.
     pub metrics: Option<std::net::SocketAddr>,
     grace: Duration,
+    _lock: LedgerLock,
 }
 
 impl Daemon {
-    /// Opens the ledger, builds the provider, and starts the bridge on every
-    /// configured terminal line.
+    /// Checks everything ([`preflight`]), refuses a ledger another daemon holds,
+    /// binds the listeners, and only then takes the ledger's lock, opens (or creates)
+    /// the ledger and starts the bridge on every configured terminal line.
     pub async fn start(config: &Config) -> Result<Daemon, StartError> {
-        let ledger = Ledger::open(&config.ledger.path).map_err(|e| StartError(e.to_string()))?;
-        let ledger = LedgerHandle::spawn(ledger).map_err(|e| StartError(e.to_string()))?;
-        let provider: Arc<dyn crate::provider::Provider> =
-            build_provider(&config.provider).map_err(|e| StartError(e.to_string()))?;
-        let bridge = Bridge::start(ledger, provider, config.bridge_settings());
-        for terminal in &config.terminals {
-            let transport = terminal.transport().map_err(StartError)?;
-            tracing::info!(terminal = %terminal.label(), line = %transport, "serving terminal line");
+        let checked = preflight(config)?;
+        let path = &config.ledger.path;
+        if let Some(holder) = lock::holder(path) {
+            return Err(StartError::from(LockError::Held {
+                ledger: path.display().to_string(),
+                holder,
+            }));
+        }
+        let notify_listener = match &checked.notify {
+            Some((notify, ..)) => Some(bind(notify.listen, "notifyRefund receiver").await?),
+            None => None,
+        };
+        let metrics_listener = match &config.metrics {
+            Some(m) => Some(bind(m.listen, "metrics endpoint").await?),
+            None => None,
+        };
+        crate::ledger::ensure_directory(path).map_err(StartError::from)?;
+        let lock = LedgerLock::acquire(path).map_err(StartError::from)?;
+        let ledger = Ledger::open(path).map_err(StartError::from)?;
+        let ledger = LedgerHandle::spawn(ledger).map_err(StartError::from)?;
+        let bridge = Bridge::start(ledger, checked.provider, config.bridge_settings());
+        for (label, transport, language) in checked.lines {
+            tracing::info!(terminal = %label, line = %transport, "serving terminal line");
             let baud = transport.baud();
             bridge.serve(
-                &terminal.label(),
+                &label,
                 Reopen::new(transport, REOPEN_EVERY),
                 baud,
                 None,
-                terminal.language,
+                language,
             );
         }
-        let notify = match &config.provider {
-            ProviderConfig::Antom(antom) => match &antom.notify {
-                Some(notify) => {
-                    let key = antom
-                        .load_antom_public_key()
-                        .map_err(|e| StartError(format!("notifyRefund: {e}")))?;
-                    let (tx, rx) = mpsc::channel(64);
-                    let receiver = NotifyReceiver::start(notify, &antom.client_id, key, tx)
-                        .await
-                        .map_err(|e| {
-                            StartError(format!("notifyRefund receiver on {}: {e}", notify.listen))
-                        })?;
-                    tracing::info!(listen = %receiver.local_addr(), path = %notify.path, "notifyRefund receiver on");
-                    bridge.consume_notifications(rx);
-                    Some(receiver)
-                }
-                None => None,
-            },
+        let notify = match (checked.notify, notify_listener) {
+            (Some((notify, client_id, key)), Some(listener)) => {
+                let (tx, rx) = mpsc::channel(64);
+                let receiver = NotifyReceiver::serve(listener, &notify, &client_id, key, tx)
+                    .map_err(|e| {
+                        StartError(format!("notifyRefund receiver on {}: {e}", notify.listen))
+                    })?;
+                tracing::info!(listen = %receiver.local_addr(), path = %notify.path, "notifyRefund receiver on");
+                bridge.consume_notifications(rx);
+                Some(receiver)
+            }
             _ => None,
         };
-        let metrics = match &config.metrics {
-            Some(m) => Some(
-                super::metrics::serve(m.listen, bridge.clone())
-                    .await
-                    .map_err(|e| StartError(format!("metrics endpoint on {}: {e}", m.listen)))?,
+        let fleet = start_fleet(config, &bridge).await?;
+        let metrics = match (&config.metrics, metrics_listener) {
+            (Some(m), Some(listener)) => Some(
+                super::metrics::serve(
+                    listener,
+                    m,
+                    bridge.clone(),
+                    notify.as_ref().map(NotifyReceiver::stats),
+                    fleet.as_ref().map(|f| f.status()),
+                )
+                .map_err(|e| StartError(format!("metrics endpoint on {}: {e}", m.listen)))?,
             ),
-            None => None,
+            _ => None,
         };
         Ok(Daemon {
             bridge,
             notify,
+            fleet,
             metrics,
             grace: Duration::from_millis(config.shutdown.grace_ms),
+            _lock: lock,
         })
     }
 
     /// Stops cleanly: no new requests, calls in flight finish (or are left to resume).
     pub async fn stop(self) {
+        if let Some(fleet) = self.fleet {
+            fleet.stop();
+        }
         if let Some(notify) = self.notify {
             notify.shutdown().await;
         }
@@ -99,13 +174,41 @@ impl Daemon {
     }
 }
 
+async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError(format!("{what} on {addr}: {e}")))
+}
+
+/// Starts shipping the ledger when `[fleet]` is configured; otherwise turns the
+/// outbox off, so no copies pile up for a sink that does not exist.
+async fn start_fleet(
+    config: &Config,
+    bridge: &Bridge,
+) -> Result<Option<crate::fleet::Shipper>, StartError> {
+    match &config.fleet {
+        Some(fleet) => crate::fleet::Shipper::start(fleet, bridge.ledger().clone())
+            .await
+            .map(Some)
+            .map_err(StartError),
+        None => {
+            bridge
+                .ledger()
+                .call(|l| l.fleet_disable())
+                .await
+                .map_err(|e| StartError(e.to_string()))?;
+            Ok(None)
+        }
+    }
+}
+
 /// Runs the daemon from the configuration at `path` until SIGTERM or Ctrl-C.
 pub async fn run(path: &Path) -> Result<(), StartError> {
-    let config = Config::load(path).map_err(|e| StartError(e.to_string()))?;
-    crate::cli::init_logging(config.log.level.as_deref().unwrap_or("info"));
-    for warning in config.warnings() {
-        tracing::warn!("{warning}");
-    }
+    let config = Config::load(path).map_err(StartError::from)?;
+    crate::cli::init_daemon_logging(
+        config.log.level.as_deref().unwrap_or("info"),
+        config.log.format,
+    );
     let base_url = config.provider.base_url();
     if crate::provider::settings::is_plain_http_loopback(base_url) {
         tracing::warn!(
@@ -166,14 +269,15 @@ async fn feed_watchdog(bridge: Bridge, every: Duration) {
                 systemd::watchdog();
                 let status = bridge.status();
                 systemd::status(&format!(
-                    "{} terminal(s) connected, cloud {}, {} refund(s) unsettled",
+                    "{} terminal(s) connected, cloud {}, {} refund(s) unsettled, {} need a person",
                     status.terminals.len(),
                     if status.online {
                         "online"
                     } else {
                         "unreachable"
                     },
-                    counts.unfinished
+                    counts.unfinished,
+                    counts.in_state(crate::message::RefundState::NeedsAttention)
                 ));
             }
             Ok(Err(e)) => tracing::error!("watchdog: the ledger fails: {e}"),

@@ -12,6 +12,7 @@
 
 mod handle;
 mod model;
+mod outbox;
 mod schema;
 mod store;
 
@@ -20,8 +21,9 @@ pub use model::{
     AcceptPolicy, Acceptance, AttemptRecord, AttemptStatus, Change, Counts, DailyLimit, History,
     NewRefund, RefundRecord, Settlement, TransitionRecord,
 };
+pub use outbox::{FleetPosition, OutboxEntry, OutboxRefund};
 pub use schema::VERSION as SCHEMA_VERSION;
-pub use store::Ledger;
+pub use store::{Ledger, ensure_directory};
 
 /// Why the ledger could not do something.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

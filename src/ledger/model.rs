@@ -112,9 +112,10 @@ pub struct RefundRecord {
 }
 
 impl RefundRecord {
-    /// Whether the terminal still has to be told this refund's final state.
+    /// Whether the terminal still has to be told this refund's state (a final one, or
+    /// PROVIDER_PENDING).
     pub fn final_undelivered(&self) -> bool {
-        self.state.is_final() && self.delivered_state != Some(self.state)
+        self.state.told_until_acknowledged() && self.delivered_state != Some(self.state)
     }
 }
 
@@ -281,6 +282,16 @@ impl Settlement {
             result: None,
             by_report: false,
         }
+    }
+}
+
+impl Counts {
+    /// Refunds in one state.
+    pub fn in_state(&self, state: RefundState) -> u64 {
+        self.by_state
+            .iter()
+            .find(|(s, _)| s == state.as_str())
+            .map_or(0, |(_, n)| *n)
     }
 }
 

@@ -118,11 +118,47 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX refunds_terminal_day ON refunds (terminal_id, created_ms);
     CREATE INDEX refunds_state ON refunds (state);
     CREATE INDEX refunds_undelivered ON refunds (terminal_id, id)
-        WHERE state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')
+        WHERE state IN ('PROVIDER_PENDING', 'SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION')
           AND (delivered_state IS NULL OR delivered_state != state);
     -- Reconciliation finds refunds by the provider's id for them.
     CREATE INDEX refunds_provider_refund_id ON refunds (provider_refund_id)
         WHERE provider_refund_id IS NOT NULL;
+    "#,
+    // Version 4: the fleet outbox. The sequence of a box's transitions is their `id`
+    // (append-only, assigned in commit order by one writer). While a sink is
+    // configured (`fleet_sink` has its row) a trigger keeps, beside each transition,
+    // the refund's changing columns as that transition left them, so the sink gets
+    // every state in order, not today's row repeated; `fleet_sink` records how far
+    // the sink has confirmed. Every writer of a refund updates the row before it
+    // inserts the transition, in the same transaction, so the copy is exact.
+    r#"
+    CREATE TABLE fleet_sink (
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        box_id         TEXT    NOT NULL,
+        confirmed_seq  INTEGER NOT NULL DEFAULT 0,
+        confirmed_ms   INTEGER
+    );
+    CREATE TABLE fleet_snapshots (
+        seq                INTEGER PRIMARY KEY,
+        state              TEXT    NOT NULL,
+        attempt_id         INTEGER NOT NULL,
+        provider_refund_id TEXT,
+        refund_time        TEXT,
+        refunded_value     INTEGER,
+        refunded_currency  TEXT,
+        result_code        TEXT,
+        result_message     TEXT,
+        updated_ms         INTEGER NOT NULL
+    );
+    CREATE TRIGGER fleet_snapshot AFTER INSERT ON transitions
+        WHEN EXISTS (SELECT 1 FROM fleet_sink)
+    BEGIN
+        INSERT INTO fleet_snapshots (seq, state, attempt_id, provider_refund_id, refund_time,
+            refunded_value, refunded_currency, result_code, result_message, updated_ms)
+        SELECT NEW.id, r.state, r.attempt_id, r.provider_refund_id, r.refund_time,
+            r.refunded_value, r.refunded_currency, r.result_code, r.result_message, r.updated_ms
+        FROM refunds r WHERE r.id = NEW.refund_id;
+    END;
     "#,
 ];
 

@@ -40,7 +40,7 @@ const SELECT_REFUND: &str = "SELECT r.id, r.terminal_id, r.original_merchant_ref
 
 /// The ledger file.
 pub struct Ledger {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
 }
 
@@ -57,19 +57,115 @@ fn file_error(path: &Path, reason: impl std::fmt::Display) -> LedgerError {
     }
 }
 
+/// Creates the ledger's directory (0700, and any parents) if it is not there yet.
+pub fn ensure_directory(path: &Path) -> Result<(), LedgerError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| file_error(dir, format!("cannot create the directory: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The files SQLite keeps for a ledger: the database, its write-ahead log and its
+/// shared-memory index.
+fn ledger_files(path: &Path) -> [PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [path.to_path_buf(), with("-wal"), with("-shm")]
+}
+
+/// Takes every permission from group and others on the ledger's files: they hold
+/// every refund. SQLite gives new `-wal` and `-shm` files the database's mode, so
+/// fixing all three keeps them private from now on.
+fn make_private(path: &Path) -> Result<(), LedgerError> {
+    for file in ledger_files(path) {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            continue;
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
+            |e| {
+                file_error(
+                    &file,
+                    format!(
+                        "is readable by others (mode {mode:o}) and its mode cannot be changed \
+                         ({e}); run chmod 600 {}",
+                        file.display()
+                    ),
+                )
+            },
+        )?;
+        tracing::warn!(
+            file = %file.display(),
+            "ledger file was mode {mode:o}, readable by others; made {:o}",
+            mode & 0o700
+        );
+    }
+    Ok(())
+}
+
+/// SQLite needs to write the file and to create its `-wal` and `-shm` beside it;
+/// without this check it says only "attempt to write a readonly database".
+fn check_writable(path: &Path) -> Result<(), LedgerError> {
+    use nix::unistd::{AccessFlags, access};
+    let user = || {
+        let uid = nix::unistd::geteuid();
+        nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| format!("{} (uid {uid})", u.name))
+            .unwrap_or_else(|| format!("uid {uid}"))
+    };
+    if let Err(e) = access(path, AccessFlags::R_OK | AccessFlags::W_OK) {
+        return Err(file_error(
+            path,
+            format!(
+                "the file is not writable by {}: {}; chown it to the service user and chmod 600 it",
+                user(),
+                e.desc()
+            ),
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Err(e) = access(dir, AccessFlags::W_OK | AccessFlags::X_OK) {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Err(file_error(
+            path,
+            format!(
+                "its directory {} is not writable by {} ({}), and SQLite keeps {name}-wal \
+                 and {name}-shm there; chown the directory to the service user and chmod 700 it",
+                dir.display(),
+                user(),
+                e.desc()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Ledger {
     /// Opens the ledger at `path`, creating it (0600, its directory 0700) if it does
-    /// not exist, and brings its schema up to date.
+    /// not exist, and brings its schema up to date. A ledger others could read is
+    /// made private again (with its `-wal` and `-shm`), and said so.
     pub fn open(path: &Path) -> Result<Ledger, LedgerError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.exists()
-        {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| file_error(dir, format!("cannot create the directory: {e}")))?;
-        }
+        ensure_directory(path)?;
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -77,39 +173,64 @@ impl Ledger {
             .open(path)
         {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let mode = std::fs::metadata(path)
-                    .map_err(|e| file_error(path, e))?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        path = %path.display(),
-                        "ledger is readable by others (mode {:o}); chmod 600 it",
-                        mode & 0o777
-                    );
-                }
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => make_private(path)?,
             Err(e) => return Err(file_error(path, format!("cannot create: {e}"))),
         }
+        check_writable(path)?;
         let mut conn = Connection::open(path).map_err(|e| file_error(path, e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let sqlite = |e: rusqlite::Error| file_error(path, e);
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite)?;
         let mode: String = conn
-            .prepare_cached("PRAGMA journal_mode = WAL")?
-            .query_row([], |r| r.get(0))?;
+            .prepare_cached("PRAGMA journal_mode = WAL")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(sqlite)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(file_error(
                 path,
                 format!("cannot use WAL (journal mode {mode})"),
             ));
         }
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrate(&mut conn)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sqlite)?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            LedgerError::Sqlite(reason) => file_error(path, reason),
+            e => e,
+        })?;
         Ok(Ledger {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Whether a ledger at `path` could be opened for writing, without creating or
+    /// changing anything: an existing one and its directory must be writable, and
+    /// for a new one the nearest directory that exists.
+    pub fn check_location(path: &Path) -> Result<(), LedgerError> {
+        if path.exists() {
+            return check_writable(path);
+        }
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if d.exists() {
+                use nix::unistd::{AccessFlags, access};
+                return access(d, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+                    file_error(
+                        path,
+                        format!(
+                            "cannot be created: {} is not writable by uid {} ({})",
+                            d.display(),
+                            nix::unistd::geteuid(),
+                            e.desc()
+                        ),
+                    )
+                });
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     /// The file's path.
@@ -135,6 +256,31 @@ impl Ledger {
         self.conn
             .pragma_update(None, "wal_autocheckpoint", 20_000)?;
         Ok(())
+    }
+
+    /// Runs `change` as one write transaction that takes the write lock first
+    /// (`BEGIN IMMEDIATE`, waiting for the daemon's writes as long as the busy timeout
+    /// allows). Another process's commands on a ledger the daemon is writing use this:
+    /// a transaction that only reads first and then writes fails at once when the
+    /// daemon wrote in between, instead of waiting.
+    pub fn write<T>(
+        &mut self,
+        change: impl FnOnce(&mut Ledger) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        if !self.conn.is_autocommit() {
+            return change(self);
+        }
+        self.begin_batch()?;
+        match change(self) {
+            Ok(value) => {
+                self.commit_batch()?;
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Starts a transaction that groups the next operations into one commit.
@@ -693,6 +839,36 @@ impl Ledger {
         )
     }
 
+    /// The number of the latest transition (0 for an empty ledger).
+    pub fn last_transition_id(&self) -> Result<i64, LedgerError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM transitions")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// Changes people and reports made (`posbridge resolve`, `retry`, `reconcile
+    /// --apply`) after transition `after`, oldest first, at most `limit`: the refund
+    /// as it now is and the change's cause. Reads only the transitions after `after`.
+    pub fn operator_changes_since(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, RefundRecord, String)>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, refund_id, cause FROM transitions WHERE id > ?1 \
+             AND (cause LIKE 'operator %' OR cause LIKE 'reconcile:%') ORDER BY id LIMIT ?2",
+        )?;
+        let rows: Vec<(i64, i64, String)> = stmt
+            .query_map(params![after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(id, refund, cause)| Ok((id, get(&self.conn, refund)?, cause)))
+            .collect()
+    }
+
     /// Every refund of a payment, oldest first.
     pub fn refunds_of_payment(&self, payment_id: &str) -> Result<Vec<RefundRecord>, LedgerError> {
         collect(
@@ -779,7 +955,7 @@ impl Ledger {
     ) -> Result<Vec<RefundRecord>, LedgerError> {
         let sql = format!(
             "{SELECT_REFUND} WHERE r.terminal_id = ?1 \
-             AND r.state IN ('SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION') \
+             AND r.state IN ('PROVIDER_PENDING', 'SUCCEEDED', 'FAILED', 'NEEDS_ATTENTION') \
              AND (r.delivered_state IS NULL OR r.delivered_state != r.state) \
              ORDER BY r.id LIMIT ?2"
         );
@@ -914,15 +1090,18 @@ impl Ledger {
         })
     }
 
-    /// Visits every refund accepted at or after `since_ms`, oldest first.
+    /// Visits every refund accepted at or after `since_ms` (and before `until_ms`),
+    /// oldest first, one row in memory at a time.
     pub fn export(
         &self,
         since_ms: i64,
+        until_ms: Option<i64>,
         mut visit: impl FnMut(&RefundRecord),
     ) -> Result<u64, LedgerError> {
-        let sql = format!("{SELECT_REFUND} WHERE r.created_ms >= ?1 ORDER BY r.id");
+        let sql =
+            format!("{SELECT_REFUND} WHERE r.created_ms >= ?1 AND r.created_ms < ?2 ORDER BY r.id");
         let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(params![since_ms])?;
+        let mut rows = stmt.query(params![since_ms, until_ms.unwrap_or(i64::MAX)])?;
         let mut n = 0;
         while let Some(row) = rows.next()? {
             visit(&refund_from_row(row)?);

@@ -382,7 +382,7 @@ fn people_find_refunds_by_any_of_their_ids() {
         Err(LedgerError::Ambiguous(..))
     ));
     let mut seen = Vec::new();
-    assert_eq!(ledger.export(0, |r| seen.push(r.id)).unwrap(), 2);
+    assert_eq!(ledger.export(0, None, |r| seen.push(r.id)).unwrap(), 2);
     let counts = ledger.counts().unwrap();
     assert_eq!(counts.unfinished, 2);
     assert_eq!(counts.oldest_unfinished_ms, Some(10));

@@ -146,8 +146,15 @@ impl State {
         let (in_tx, mut in_rx) = mpsc::channel(64);
         let (out_tx, out_rx) = mpsc::channel(64);
         let tracer = self.config.tracer.clone();
-        let mut reader = tokio::spawn(read_loop(reader, in_tx, self.stats.clone(), tracer.clone()));
-        let mut writer = tokio::spawn(write_loop(writer, out_rx, self.stats.clone(), tracer));
+        let span = tracing::Span::current();
+        let mut reader = tokio::spawn(tracing::Instrument::instrument(
+            read_loop(reader, in_tx, self.stats.clone(), tracer.clone()),
+            span.clone(),
+        ));
+        let mut writer = tokio::spawn(tracing::Instrument::instrument(
+            write_loop(writer, out_rx, self.stats.clone(), tracer),
+            span,
+        ));
         self.out = Some(out_tx);
         self.writer_gone = false;
         self.heard();

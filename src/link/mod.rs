@@ -280,7 +280,11 @@ impl Link {
             tx,
             stats: stats.clone(),
         };
-        tokio::spawn(core::run(config, Box::new(connector), rx, events_tx, stats));
+        // The link's logs carry the caller's span (the line's name).
+        tokio::spawn(tracing::Instrument::instrument(
+            core::run(config, Box::new(connector), rx, events_tx, stats),
+            tracing::Span::current(),
+        ));
         (handle, events_rx)
     }
 }

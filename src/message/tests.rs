@@ -411,3 +411,30 @@ fn display_lines_are_limited_in_columns_not_characters() {
     );
     assert!(err.to_string().contains("82"), "{err}");
 }
+
+#[test]
+fn a_key_twice_in_one_object_is_refused_naming_it() {
+    for (payload, field) in [
+        (refund_json(r#","paymentId":"PAY-2""#), "paymentId"),
+        (
+            refund_json(r#","refundAmount":{"value":100,"value":999999,"currency":"USD"}"#),
+            "refundAmount.value",
+        ),
+        (refund_json(r#","memo":"a","memo":"a""#), "memo"),
+        // Unknown fields are ignored, but not twice: which one would a terminal mean?
+        (refund_json(r#","x":[{"y":1,"y":2}]"#), "x[0].y"),
+    ] {
+        let err = refused(Kind::REFUND, &payload);
+        assert_eq!(err.code, ErrorCode::InvalidJson, "{payload}: {err}");
+        assert_eq!(err.field.as_deref(), Some(field), "{payload}: {err}");
+        assert!(err.to_string().contains("more than once"), "{err}");
+    }
+    // The same key in two different objects is fine.
+    let nested = refund_json(r#","refundAmount":{"value":1,"currency":"USD"},"x":{"value":2}"#);
+    assert!(Message::parse(Kind::REFUND, nested.as_bytes()).is_ok());
+    // Whatever follows the object still has to be nothing.
+    assert_eq!(
+        refused(Kind::REFUND, &format!("{} {{}}", refund_json(""))).code,
+        ErrorCode::InvalidJson
+    );
+}

@@ -294,7 +294,14 @@ impl RefundState {
         }
     }
 
-    /// Whether the state is final for the terminal (delivered until acknowledged).
+    /// Whether the terminal is told this state again after every reconnect until it
+    /// acknowledges it: the final states, and a refund the provider finishes later,
+    /// which may rest there for days.
+    pub fn told_until_acknowledged(self) -> bool {
+        self.is_final() || self == RefundState::ProviderPending
+    }
+
+    /// Whether the state is final for the terminal.
     pub fn is_final(self) -> bool {
         matches!(
             self,

@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -114,9 +115,27 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
-/// Parses a payload into a JSON object (not an array, string, number or null).
+/// Parses a payload into a JSON object (not an array, string, number or null). A key
+/// that appears twice in one object is refused: parsers differ on which one counts
+/// (serde_json keeps the last, others the first), so a terminal and the bridge
+/// could disagree about what was refunded.
 pub(crate) fn object(payload: &[u8]) -> Result<Map<String, Value>, Invalid> {
-    match serde_json::from_slice::<Value>(payload) {
+    let duplicate = std::cell::RefCell::new(None);
+    let mut reader = serde_json::Deserializer::from_slice(payload);
+    let parsed = Unique {
+        path: String::new(),
+        duplicate: &duplicate,
+    }
+    .deserialize(&mut reader)
+    .and_then(|value| reader.end().map(|()| value));
+    if let Some(path) = duplicate.into_inner() {
+        return Err(Invalid::field(
+            ErrorCode::InvalidJson,
+            &path,
+            "appears more than once in its object; send each key once",
+        ));
+    }
+    match parsed {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(Invalid::payload(
             ErrorCode::InvalidJson,
@@ -126,6 +145,103 @@ pub(crate) fn object(payload: &[u8]) -> Result<Map<String, Value>, Invalid> {
             ErrorCode::InvalidJson,
             format!("payload is not UTF-8 JSON: {e}"),
         )),
+    }
+}
+
+/// Reads any JSON value as [`Value`] does, but notes the dotted path of the first
+/// key repeated within an object (`refundAmount.value`, `lines[2]` for arrays) and
+/// stops there.
+struct Unique<'a> {
+    path: String,
+    duplicate: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl Unique<'_> {
+    fn below(&self, part: &str) -> String {
+        match (self.path.is_empty(), part.starts_with('[')) {
+            (true, _) | (false, true) => format!("{}{part}", self.path),
+            (false, false) => format!("{}.{part}", self.path),
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Unique {
+            path: self.below(&format!("[{}]", items.len())),
+            duplicate: self.duplicate,
+        })? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = self.below(&key);
+            if out.contains_key(&key) {
+                *self.duplicate.borrow_mut() = Some(path.clone());
+                return Err(serde::de::Error::custom(format!("duplicate key {path}")));
+            }
+            let value = map.next_value_seed(Unique {
+                path,
+                duplicate: self.duplicate,
+            })?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
     }
 }
 

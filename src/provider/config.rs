@@ -27,7 +27,8 @@ use super::Provider;
 use super::antom::{AntomConfig, AntomProvider};
 use super::ottpay::{OttPayConfig, OttPayProvider};
 use super::paymentoptions::{PaymentOptionsConfig, PaymentOptionsProvider};
-use super::settings::ConfigError;
+use super::settings::{self, ConfigError};
+use crate::bounds::{self, BadSetting};
 
 /// Which provider, and its settings.
 #[derive(Clone, Debug, Deserialize)]
@@ -108,6 +109,35 @@ impl ProviderConfig {
         }
     }
 
+    /// Checks what needs no file: the base URL and every numeric setting's range.
+    /// Keys and secrets are read, and checked, when the provider is built.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        settings::base_url("base_url", self.base_url())?;
+        let http = match self {
+            ProviderConfig::Antom(a) => {
+                bounds::check("key_version", a.key_version, 1..=u32::MAX, "").map_err(invalid)?;
+                if let Some(notify) = &a.notify {
+                    notify
+                        .validate()
+                        .map_err(|bad| invalid(bad.under("notify")))?;
+                }
+                &a.http
+            }
+            ProviderConfig::Ottpay(o) => {
+                bounds::check(
+                    "token_refresh_margin_ms",
+                    o.token_refresh_margin_ms,
+                    0..=600_000,
+                    " ms",
+                )
+                .map_err(invalid)?;
+                &o.http
+            }
+            ProviderConfig::Paymentoptions(p) => &p.http,
+        };
+        http.validate()
+    }
+
     /// The configured `base_url`, as written.
     pub fn base_url(&self) -> &str {
         match self {
@@ -125,6 +155,10 @@ impl ProviderConfig {
             ProviderConfig::Paymentoptions(_) => "paymentoptions",
         }
     }
+}
+
+fn invalid(bad: BadSetting) -> ConfigError {
+    ConfigError::invalid(bad.key, bad.why)
 }
 
 fn parse_toml(text: &str, path: &str) -> Result<ProviderConfig, ConfigError> {

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::Outcome;
 use super::settings::ConfigError;
+use crate::bounds::{self, BadSetting};
 
 /// Timeouts and connection reuse for one provider's client. TOML keys in
 /// milliseconds; every key is optional.
@@ -49,25 +50,48 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// Checks the settings make sense together.
+    /// Checks each setting's range, and that they make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.connect_timeout_ms == 0 || self.total_timeout_ms == 0 {
-            return Err(ConfigError::invalid(
-                "http",
-                "timeouts must be greater than 0 ms",
-            ));
-        }
+        self.check()
+            .map_err(|bad| ConfigError::invalid(format!("http.{}", bad.key), bad.why))
+    }
+
+    fn check(&self) -> Result<(), BadSetting> {
+        bounds::check(
+            "connect_timeout_ms",
+            self.connect_timeout_ms,
+            100..=120_000,
+            " ms",
+        )?;
+        bounds::check(
+            "total_timeout_ms",
+            self.total_timeout_ms,
+            100..=600_000,
+            " ms",
+        )?;
+        bounds::check(
+            "pool_idle_timeout_ms",
+            self.pool_idle_timeout_ms,
+            0..=3_600_000,
+            " ms",
+        )?;
+        bounds::check(
+            "tcp_keepalive_ms",
+            self.tcp_keepalive_ms,
+            1000..=7_200_000,
+            " ms",
+        )?;
+        bounds::check(
+            "max_response_bytes",
+            self.max_response_bytes,
+            1024..=16 << 20,
+            " bytes",
+        )?;
         if self.connect_timeout_ms > self.total_timeout_ms {
-            return Err(ConfigError::invalid(
-                "http",
-                "connect_timeout_ms must not exceed total_timeout_ms \
+            return Err(BadSetting::new(
+                "connect_timeout_ms",
+                "must not exceed total_timeout_ms \
                  (a connect failure must be seen as such, not as a total timeout)",
-            ));
-        }
-        if self.max_response_bytes < 1024 {
-            return Err(ConfigError::invalid(
-                "http",
-                "max_response_bytes must be at least 1024",
             ));
         }
         Ok(())
@@ -76,16 +100,22 @@ impl HttpSettings {
     /// Builds the client: no redirects (a refund is never silently re-posted
     /// elsewhere), keep-alive on, rustls with bundled roots.
     pub fn client(&self) -> Result<reqwest::Client, ConfigError> {
+        self.builder()?
+            .build()
+            .map_err(|e| ConfigError::invalid("http", format!("cannot build the HTTP client: {e}")))
+    }
+
+    /// The client's builder with these settings, for a caller that adds
+    /// certificates of its own (the fleet's sink).
+    pub fn builder(&self) -> Result<reqwest::ClientBuilder, ConfigError> {
         self.validate()?;
-        reqwest::Client::builder()
+        Ok(reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
             .timeout(Duration::from_millis(self.total_timeout_ms))
             .pool_idle_timeout(Duration::from_millis(self.pool_idle_timeout_ms))
             .tcp_keepalive(Duration::from_millis(self.tcp_keepalive_ms))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("posbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::invalid("http", format!("cannot build the HTTP client: {e}")))
+            .user_agent(concat!("posbridge/", env!("CARGO_PKG_VERSION"))))
     }
 }
 
@@ -214,7 +244,7 @@ pub fn fold_error(call: Call, error: &reqwest::Error) -> Outcome {
 }
 
 /// An error and its causes on one line, without the URL.
-fn describe(error: &reqwest::Error) -> String {
+pub fn describe(error: &reqwest::Error) -> String {
     let mut text = error_kind(error).to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

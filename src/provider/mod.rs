@@ -60,6 +60,29 @@ pub struct RefundRequest {
     pub memo: Option<String>,
 }
 
+impl RefundRequest {
+    /// The amount to send, checked once for every provider: present where the
+    /// provider needs one (`required`; otherwise `None` asks for the whole payment), and
+    /// at least one minor unit. `Err` is the refusal, made before anything was sent.
+    pub fn amount_to_send(
+        &self,
+        provider: &str,
+        required: bool,
+    ) -> Result<Option<Amount>, Outcome> {
+        match self.amount {
+            None if required => Err(Outcome::FailedFinal {
+                code: "POSBRIDGE_AMOUNT_REQUIRED".into(),
+                message: format!("{provider} refunds need an amount; nothing was sent"),
+            }),
+            Some(amount) if amount.value < 1 => Err(Outcome::FailedFinal {
+                code: "POSBRIDGE_INVALID_AMOUNT".into(),
+                message: format!("amount {} is out of range; nothing was sent", amount.value),
+            }),
+            other => Ok(other),
+        }
+    }
+}
+
 /// A status look-up for an earlier refund.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InquiryRequest {

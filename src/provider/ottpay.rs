@@ -23,7 +23,7 @@ use super::classify::{self, CodeClass};
 use super::http::{self, Call, HttpSettings};
 use super::settings::{self, ConfigError};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
-use crate::money::{Amount, MAX_AMOUNT};
+use crate::money::Amount;
 
 const NAME: &str = "ottpay";
 const TOKEN_PATH: &str = "/api/v1/auth/token";
@@ -182,18 +182,11 @@ impl OttPayProvider {
             provider: NAME,
             api: "refund",
         };
-        let Some(amount) = request.amount else {
-            return Outcome::FailedFinal {
-                code: "POSBRIDGE_AMOUNT_REQUIRED".into(),
-                message: "OTT Pay refunds need an amount; nothing was sent".into(),
-            };
+        let amount = match request.amount_to_send("OTT Pay", true) {
+            Ok(Some(amount)) => amount,
+            Ok(None) => return call.unknown("no amount"),
+            Err(refusal) => return refusal,
         };
-        if !(1..=MAX_AMOUNT).contains(&amount.value) {
-            return Outcome::FailedFinal {
-                code: "POSBRIDGE_INVALID_AMOUNT".into(),
-                message: format!("amount {} is out of range; nothing was sent", amount.value),
-            };
-        }
         let body = serde_json::json!({
             "oriPaymentId": request.payment_id,
             "refundAmount": amount.value.to_string(),

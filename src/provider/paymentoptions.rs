@@ -29,7 +29,7 @@ use super::answer;
 use super::http::{self, Call, HttpSettings};
 use super::settings::{self, ConfigError};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
-use crate::money::{Amount, Currency, MAX_AMOUNT};
+use crate::money::{Amount, Currency};
 
 const NAME: &str = "paymentoptions";
 const REFUND_PATH: &str = "/server-to-server-interface/refund";
@@ -114,18 +114,11 @@ impl PaymentOptionsProvider {
             provider: NAME,
             api: "refund",
         };
-        let Some(amount) = request.amount else {
-            return Outcome::FailedFinal {
-                code: "POSBRIDGE_AMOUNT_REQUIRED".into(),
-                message: "PaymentOptions refunds need an amount; nothing was sent".into(),
-            };
+        let amount = match request.amount_to_send("PaymentOptions", true) {
+            Ok(Some(amount)) => amount,
+            Ok(None) => return call.unknown("no amount"),
+            Err(refusal) => return refusal,
         };
-        if !(1..=MAX_AMOUNT).contains(&amount.value) {
-            return Outcome::FailedFinal {
-                code: "POSBRIDGE_INVALID_AMOUNT".into(),
-                message: format!("amount {} is out of range; nothing was sent", amount.value),
-            };
-        }
         let body = serde_json::json!({
             "transactionId": request.payment_id,
             "amount": amount.value,

@@ -4,7 +4,7 @@
 //! Below the providers, so each provider's configuration can use them while
 //! [`super::config`] above them builds whichever provider is configured.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Secret;
 use super::antom::keys::KeyError;
@@ -66,9 +66,12 @@ pub fn resolve_secret(
         }
         (Some(secret), None) => secret.clone(),
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                path: path.display().to_string(),
-                reason: e.to_string(),
+            let key = format!("{field}_file");
+            if let Some(problem) = secret_file_problem(path) {
+                return Err(ConfigError::invalid(key, problem.to_string()));
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
             })?;
             Secret::new(text.trim().to_string())
         }
@@ -83,6 +86,75 @@ pub fn resolve_secret(
         return Err(ConfigError::invalid(field, "is empty"));
     }
     Ok(secret)
+}
+
+/// Why a file holding a secret may not be used, and the command that fixes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileProblem {
+    /// What is wrong with the file.
+    pub detail: String,
+    /// The command that fixes it.
+    pub fix: String,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; run `{}`", self.detail, self.fix)
+    }
+}
+
+/// Whether a secret file is safe to use, as OpenSSH judges a private key: no one but
+/// its owner and group may read it, only its owner may change it, and its owner is
+/// this service's user (or root, who could change anything anyway). `None` when it
+/// is fine, or when it cannot be examined (reading it then says why).
+pub fn secret_file_problem(path: &Path) -> Option<FileProblem> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    judge_secret_file(
+        path,
+        meta.mode(),
+        meta.uid(),
+        nix::unistd::geteuid().as_raw(),
+    )
+}
+
+fn judge_secret_file(path: &Path, mode: u32, owner: u32, me: u32) -> Option<FileProblem> {
+    let shown = path.display();
+    let bits = mode & 0o7777;
+    if bits & 0o007 != 0 || bits & 0o020 != 0 {
+        let who = if bits & 0o007 != 0 {
+            "others can use it"
+        } else {
+            "its group can change it"
+        };
+        return Some(FileProblem {
+            detail: format!("{shown} holds a secret but {who} (mode {:o})", bits & 0o777),
+            fix: format!("chmod 600 {shown}"),
+        });
+    }
+    if owner != me && owner != 0 {
+        let name = |uid: u32| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| format!("uid {uid} ({})", u.name))
+                .unwrap_or_else(|| format!("uid {uid}"))
+        };
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(me))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| me.to_string());
+        return Some(FileProblem {
+            detail: format!(
+                "{shown} holds a secret but belongs to {}, not to this service's user {}",
+                name(owner),
+                name(me)
+            ),
+            fix: format!("chown {user} {shown}"),
+        });
+    }
+    None
 }
 
 /// Checks and parses a base URL: https with a host, no query or fragment. Plain
@@ -203,6 +275,26 @@ mod tests {
     }
 
     #[test]
+    fn secret_files_others_can_use_or_change_are_refused() {
+        let path = Path::new("/etc/posbridge/keys/k");
+        for (mode, owner) in [(0o600, 1000), (0o400, 1000), (0o640, 1000), (0o600, 0)] {
+            assert_eq!(
+                judge_secret_file(path, mode, owner, 1000),
+                None,
+                "{mode:o} {owner}"
+            );
+        }
+        for mode in [0o644, 0o604, 0o602, 0o601, 0o620, 0o666] {
+            let problem = judge_secret_file(path, mode, 1000, 1000).expect("refused");
+            assert_eq!(problem.fix, "chmod 600 /etc/posbridge/keys/k", "{mode:o}");
+            assert!(problem.detail.contains(&format!("{mode:o}")), "{problem}");
+        }
+        let problem = judge_secret_file(path, 0o600, 1234, 1000).expect("refused");
+        assert!(problem.fix.starts_with("chown "), "{problem}");
+        assert!(problem.detail.contains("uid 1234"), "{problem}");
+    }
+
+    #[test]
     fn secrets_inline_or_file_exactly_one() {
         let s = Secret::new("k");
         assert_eq!(
@@ -217,6 +309,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");
         std::fs::write(&file, "from-file\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = resolve_secret("app_key", None, Some(&file)).unwrap_err();
+        assert!(
+            err.to_string().contains("`app_key_file`") && err.to_string().contains("chmod 600"),
+            "{err}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
             resolve_secret("app_key", None, Some(&file))
                 .unwrap()

@@ -27,6 +27,10 @@ use crate::message::RefundState;
 use crate::money::Amount;
 use report::{Report, ReportRefund, RowStatus};
 
+/// Reports write times to the second: a refund accepted in the same second as its
+/// row's time is not after it.
+const TIME_PRECISION_MS: i64 = 1000;
+
 /// How to reconcile.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -324,9 +328,9 @@ fn by_payment<'a>(
                 .as_deref()
                 .is_none_or(|id| row.refund_id.as_deref() == Some(id))
             && ledger_amount(r).is_none_or(|a| a == row.amount)
-            && row
-                .time
-                .is_none_or(|t| r.created_ms <= t.as_millisecond() + options.clock_skew_ms)
+            && row.time.is_none_or(|t| {
+                r.created_ms <= t.as_millisecond() + options.clock_skew_ms + TIME_PRECISION_MS
+            })
             && matches!(
                 r.state,
                 RefundState::NeedsAttention
@@ -511,7 +515,7 @@ fn absent(
         seen.insert(refund.id);
         visit(&refund);
     }
-    ledger.export(since_ms, |refund| {
+    ledger.export(since_ms, None, |refund| {
         if !seen.contains(&refund.id) {
             visit(refund);
         }
@@ -561,10 +565,12 @@ pub fn apply(
                     }),
                     by_report: true,
                 };
-                ledger.settle(id, &settlement, &cause, now_ms).map(drop)
+                ledger
+                    .write(|l| l.settle(id, &settlement, &cause, now_ms))
+                    .map(drop)
             }
             Action::Learn { amount, refund_id } => ledger
-                .learn_amount(id, *amount, refund_id.as_deref(), &cause, now_ms)
+                .write(|l| l.learn_amount(id, *amount, refund_id.as_deref(), &cause, now_ms))
                 .map(drop),
         };
         match result {

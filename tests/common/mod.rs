@@ -99,6 +99,8 @@ pub struct Setup {
     pub terminal_id: &'static str,
     /// Extra environment for the bridge process, from its first start.
     pub bridge_env: Vec<(String, String)>,
+    /// `[shutdown] grace_ms`.
+    pub grace_ms: u64,
 }
 
 impl Default for Setup {
@@ -110,6 +112,7 @@ impl Default for Setup {
             extra_config: String::new(),
             terminal_id: "TERM-1",
             bridge_env: Vec::new(),
+            grace_ms: 2000,
         }
     }
 }
@@ -124,9 +127,10 @@ impl World {
         let line = open_line();
         let config_path = dir.path().join("posbridge.toml");
         let text = format!(
-            "[ledger]\npath = \"{}\"\n\n[[terminal]]\ndevice = \"{}\"\n\n[retry]\nfirst_retry_ms = 50\nmax_retry_ms = 400\nfirst_poll_ms = 100\nmax_poll_ms = 400\n\n[shutdown]\ngrace_ms = 2000\n\n{}\n{}",
+            "[ledger]\npath = \"{}\"\n\n[[terminal]]\ndevice = \"{}\"\n\n[retry]\nfirst_retry_ms = 50\nmax_retry_ms = 400\nfirst_poll_ms = 100\nmax_poll_ms = 400\n\n[shutdown]\ngrace_ms = {}\n\n{}\n{}",
             dir.path().join("ledger.sqlite").display(),
             line.bridge_path.display(),
+            setup.grace_ms,
             setup.extra_config,
             demo::provider_toml(setup.provider, &sim.base_url()).unwrap(),
         );
@@ -180,6 +184,11 @@ impl World {
             .spawn()
             .expect("posbridge run starts");
         self.bridge = Some(child);
+    }
+
+    /// The running bridge's process id.
+    pub fn bridge_pid(&self) -> Option<u32> {
+        self.bridge.as_ref().map(Child::id)
     }
 
     /// SIGKILL: no chance to clean up, as with a power cut.
@@ -352,6 +361,60 @@ impl Drop for World {
     fn drop(&mut self) {
         self.kill_bridge();
     }
+}
+
+/// Runs `posbridge ARGS` to its end off the runtime's threads, with `RUST_LOG` set
+/// to `log`.
+pub async fn posbridge_output(args: Vec<String>, log: &str) -> std::process::Output {
+    let log = log.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_posbridge"))
+            .args(args)
+            .env("RUST_LOG", log)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A command's standard output and standard error, as text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Reads until the peer closes (or resets) the connection.
+pub async fn until_closed(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// An address the daemon logged: the `listen=` field of the first line with `marker`.
+pub async fn logged_addr(w: &World, marker: &str) -> std::net::SocketAddr {
+    let mut addr = None;
+    eventually(&format!("{marker:?} in the log"), || {
+        addr = w
+            .full_bridge_log()
+            .lines()
+            .find(|l| l.contains(marker))
+            .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("listen=")))
+            .and_then(|a| a.parse().ok());
+        addr.is_some()
+    })
+    .await;
+    addr.expect("logged")
 }
 
 /// The path of a file in the world's directory.

@@ -9,7 +9,6 @@ use super::keys::{PrivateKey, PublicKey};
 use super::reply::{ReplySignature, classify_inquiry_reply, classify_refund_reply};
 use super::signing;
 use super::wire::{AmountOut, AmountV1Out, NAME, RefundBodyV1, RefundBodyV2, truncate};
-use crate::money::MAX_AMOUNT;
 use crate::provider::http::{self, Call, Reply};
 use crate::provider::settings::{self, ConfigError};
 use crate::provider::{InquiryRequest, Outcome, Provider, RefundRequest};
@@ -150,28 +149,21 @@ impl AntomProvider {
                 "refundRequestId must be 1..64 characters; nothing was sent".into(),
             ));
         }
-        if let Some(amount) = request.amount {
-            if !(0..=MAX_AMOUNT).contains(&amount.value) {
-                return Err(refuse(
-                    "INVALID_AMOUNT",
-                    format!("amount {} is out of range; nothing was sent", amount.value),
-                ));
-            }
-        }
+        let amount = request.amount_to_send("Antom v1", self.api == AntomApi::V1)?;
         let memo = request.memo.as_deref().map(|m| truncate(m, 256));
         let encoded = match self.api {
             AntomApi::V2 => serde_json::to_vec(&RefundBodyV2 {
                 refund_request_id: &request.refund_request_id,
                 payment_id: &request.payment_id,
                 original_merchant_refund_id: request.original_merchant_refund_id.as_deref(),
-                refund_amount: request.amount.map(|a| AmountOut {
+                refund_amount: amount.map(|a| AmountOut {
                     value: a.value,
                     currency: a.currency,
                 }),
                 memo,
             }),
             AntomApi::V1 => {
-                let Some(amount) = request.amount else {
+                let Some(amount) = amount else {
                     return Err(refuse(
                         "AMOUNT_REQUIRED",
                         "Antom v1 refunds need an amount; nothing was sent".into(),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::keys::{PrivateKey, PublicKey};
+use super::keys::{KeyError, PrivateKey, PublicKey};
 use super::notify::NotifyConfig;
 use crate::provider::Secret;
 use crate::provider::http::HttpSettings;
@@ -116,14 +116,20 @@ impl AntomConfig {
         }
     }
 
-    /// Loads the merchant private key named by the configuration.
+    /// Loads the merchant private key named by the configuration. Errors name the
+    /// setting (and the file), never the key's text.
     pub fn load_private_key(&self) -> Result<PrivateKey, ConfigError> {
         let text = settings::resolve_secret(
             "private_key",
             self.private_key.as_ref(),
             self.private_key_file.as_ref(),
         )?;
-        Ok(PrivateKey::parse(text.expose())?)
+        PrivateKey::parse(text.expose()).map_err(|e| match &self.private_key_file {
+            Some(path) => {
+                ConfigError::invalid("private_key_file", format!("{}: {e}", path.display()))
+            }
+            None => ConfigError::invalid("private_key", e.to_string()),
+        })
     }
 
     /// Loads Antom's public key named by the configuration.
@@ -133,8 +139,17 @@ impl AntomConfig {
                 "antom_public_key",
                 "give either `antom_public_key` or `antom_public_key_file`, not both",
             )),
-            (Some(text), None) => Ok(PublicKey::parse(text)?),
-            (None, Some(path)) => Ok(PublicKey::from_file(path)?),
+            (Some(text), None) => PublicKey::parse(text)
+                .map_err(|e| ConfigError::invalid("antom_public_key", e.to_string())),
+            (None, Some(path)) => PublicKey::from_file(path).map_err(|e| match e {
+                KeyError::Read { .. } => {
+                    ConfigError::invalid("antom_public_key_file", e.to_string())
+                }
+                e => ConfigError::invalid(
+                    "antom_public_key_file",
+                    format!("{}: {e}", path.display()),
+                ),
+            }),
             (None, None) => Err(ConfigError::invalid(
                 "antom_public_key",
                 "missing: give `antom_public_key_file` or `antom_public_key`",

@@ -6,19 +6,22 @@
 //! `{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}`
 //! only after the caller has accepted the notification ([`NotifyDelivery::accept`]),
 //! so a notification the bridge could not record is answered with an error and Antom
-//! sends it again (up to 8 times in 24 h). Bodies are bounded in size and request
-//! headers in time. The reply is not signed, as Antom expects.
+//! sends it again (up to 8 times in 24 h). Request headers and bodies are bounded in
+//! time, bodies in size, and connections in number (with the memory each may take);
+//! every refusal is counted for the metrics, and logged at most a few times per
+//! interval. The reply is not signed, as Antom expects.
 //!
 //! Antom posts to a public HTTPS URL: put this listener behind the shop's TLS
 //! terminating proxy, forwarding the same path.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
@@ -31,10 +34,13 @@ use super::keys::PublicKey;
 use super::reply;
 use super::signing;
 use super::wire::AntomAnswer;
+use crate::bounds::{self, BadSetting};
 use crate::provider::Outcome;
 use crate::provider::answer;
 use crate::provider::classify::{self, CodeClass};
+use crate::provider::serve::{ServeLimits, serve_bounded};
 use crate::text;
+use crate::throttle::Throttle;
 
 /// `[provider.notify]` settings; the table's presence turns the receiver on.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -48,6 +54,10 @@ pub struct NotifyConfig {
     pub max_body_bytes: usize,
     /// Time a client gets to send its request headers.
     pub header_read_timeout_ms: u64,
+    /// Time a client gets to send its body, once the headers are in.
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once; more wait in the kernel's queue until one ends.
+    pub max_connections: usize,
     /// Time the caller gets to accept a notification before Antom is told to resend.
     pub accept_timeout_ms: u64,
     /// How far a notification's `Request-Time` may lie from this machine's clock, either
@@ -62,9 +72,38 @@ impl Default for NotifyConfig {
             path: "/antom/notifyRefund".to_string(),
             max_body_bytes: 64 * 1024,
             header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            max_connections: 64,
             accept_timeout_ms: 10_000,
             max_age_ms: 600_000,
         }
+    }
+}
+
+impl NotifyConfig {
+    /// Checks the path and every limit's range.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        if !self.path.starts_with('/') {
+            return Err(BadSetting::new(
+                "path",
+                "must start with `/` (it is the path Antom posts to, as it signs it)",
+            ));
+        }
+        bounds::check(
+            "max_body_bytes",
+            self.max_body_bytes,
+            1024..=1 << 20,
+            " bytes",
+        )?;
+        for (key, value) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("accept_timeout_ms", self.accept_timeout_ms),
+        ] {
+            bounds::check(key, value, 100..=60_000, " ms")?;
+        }
+        bounds::check("max_age_ms", self.max_age_ms, 1000..=86_400_000, " ms")?;
+        bounds::check("max_connections", self.max_connections, 1..=1024, "")
     }
 }
 
@@ -107,14 +146,108 @@ pub struct NotifyReceiver {
     local_addr: SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    stats: Arc<NotifyStats>,
 }
+
+/// Why a notification was refused; each is counted, and shown by the metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `Signature`, `Request-Time` or `Client-Id` missing.
+    Headers,
+    /// Another client's id.
+    ClientId,
+    /// The signature does not verify with Antom's key.
+    Signature,
+    /// `Request-Time` outside the window (a replay) or unreadable.
+    RequestTime,
+    /// Not a REFUND_RESULT notification, or a body that could not be read.
+    Body,
+    /// A body over `max_body_bytes`.
+    TooLarge,
+    /// A body not sent within `body_read_timeout_ms`.
+    SlowBody,
+    /// The bridge was busy or did not record it in time; Antom sends it again.
+    NotRecorded,
+}
+
+impl Refusal {
+    /// Every refusal, in the metrics' order.
+    pub const ALL: [Refusal; 8] = [
+        Refusal::Headers,
+        Refusal::ClientId,
+        Refusal::Signature,
+        Refusal::RequestTime,
+        Refusal::Body,
+        Refusal::TooLarge,
+        Refusal::SlowBody,
+        Refusal::NotRecorded,
+    ];
+
+    /// Its name in the metrics' `reason` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::Headers => "headers",
+            Refusal::ClientId => "client_id",
+            Refusal::Signature => "signature",
+            Refusal::RequestTime => "request_time",
+            Refusal::Body => "body",
+            Refusal::TooLarge => "too_large",
+            Refusal::SlowBody => "slow_body",
+            Refusal::NotRecorded => "not_recorded",
+        }
+    }
+}
+
+/// The receiver's counters.
+#[derive(Debug, Default)]
+pub struct NotifyStats {
+    refused: [AtomicU64; Refusal::ALL.len()],
+    accepted: AtomicU64,
+}
+
+impl NotifyStats {
+    /// Notifications refused for `why` since the start.
+    pub fn refused(&self, why: Refusal) -> u64 {
+        self.refused[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Notifications the bridge recorded and Antom was told SUCCESS for.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+/// Refusals an outsider can cause are logged at most this many times per interval.
+const WARNINGS_PER_INTERVAL: u32 = 5;
+const WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 struct Shared {
     client_id: String,
     antom_public_key: PublicKey,
     deliveries: mpsc::Sender<NotifyDelivery>,
     accept_timeout: Duration,
+    body_timeout: Duration,
     max_age: Duration,
+    stats: Arc<NotifyStats>,
+    warnings: Throttle,
+}
+
+impl Shared {
+    /// Counts the refusal, logs it within the warning budget, and answers it.
+    fn refuse(&self, why: Refusal, status: StatusCode, message: &str, detail: &str) -> Response {
+        self.stats.refused[why as usize].fetch_add(1, Ordering::Relaxed);
+        if why != Refusal::NotRecorded
+            && let Some(left_out) = self.warnings.admit()
+        {
+            tracing::warn!(
+                reason = why.name(),
+                detail,
+                refused_unlogged_before = left_out,
+                "notifyRefund refused: {message}"
+            );
+        }
+        reject(status, message)
+    }
 }
 
 impl NotifyReceiver {
@@ -126,42 +259,59 @@ impl NotifyReceiver {
         antom_public_key: PublicKey,
         deliveries: mpsc::Sender<NotifyDelivery>,
     ) -> std::io::Result<NotifyReceiver> {
-        if !config.path.starts_with('/') {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "notify path must start with `/`",
-            ));
-        }
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        NotifyReceiver::serve(listener, config, client_id, antom_public_key, deliveries)
+    }
+
+    /// Starts serving on a listener already bound to `config.listen`.
+    pub fn serve(
+        listener: tokio::net::TcpListener,
+        config: &NotifyConfig,
+        client_id: &str,
+        antom_public_key: PublicKey,
+        deliveries: mpsc::Sender<NotifyDelivery>,
+    ) -> std::io::Result<NotifyReceiver> {
+        config.validate().map_err(|bad| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, bad.to_string())
+        })?;
         let local_addr = listener.local_addr()?;
+        let stats = Arc::new(NotifyStats::default());
         let shared = Arc::new(Shared {
             client_id: client_id.to_string(),
             antom_public_key,
             deliveries,
             accept_timeout: Duration::from_millis(config.accept_timeout_ms),
+            body_timeout: Duration::from_millis(config.body_read_timeout_ms),
             max_age: Duration::from_millis(config.max_age_ms),
+            stats: stats.clone(),
+            warnings: Throttle::new(WARNING_INTERVAL, WARNINGS_PER_INTERVAL),
         });
         let router = Router::new()
             .route(&config.path, post(receive))
             .layer(DefaultBodyLimit::max(config.max_body_bytes))
             .with_state(shared);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(crate::provider::serve::accept_loop(
-            listener,
-            router,
-            Duration::from_millis(config.header_read_timeout_ms),
-            stop.clone(),
-        ));
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            max_connections: config.max_connections,
+        };
+        let task = tokio::spawn(serve_bounded(listener, router, limits, stop.clone()));
         Ok(NotifyReceiver {
             local_addr,
             stop,
             task,
+            stats,
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The receiver's counters.
+    pub fn stats(&self) -> Arc<NotifyStats> {
+        self.stats.clone()
     }
 
     /// Stops accepting and waits for the accept loop to end.
@@ -171,12 +321,41 @@ impl NotifyReceiver {
     }
 }
 
-async fn receive(
-    State(shared): State<Arc<Shared>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn receive(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let uri = request.uri().clone();
+    let headers = request.headers().clone();
+    // The headers came within their own limit; the body gets one too, so a client
+    // sending a byte at a time cannot hold the connection.
+    let body =
+        match tokio::time::timeout(shared.body_timeout, Bytes::from_request(request, &())).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(rejection)) => {
+                let why = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Refusal::TooLarge
+                } else {
+                    Refusal::Body
+                };
+                let status = rejection.status();
+                return shared.refuse(
+                    why,
+                    status,
+                    "the body could not be read",
+                    &rejection.body_text(),
+                );
+            }
+            Err(_) => {
+                let mut response = shared.refuse(
+                    Refusal::SlowBody,
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body did not arrive in time",
+                    "",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return response;
+            }
+        };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let (Some(signature), Some(time), Some(client_id)) = (
@@ -184,13 +363,20 @@ async fn receive(
         header("request-time"),
         header("client-id"),
     ) else {
-        return reject(
+        return shared.refuse(
+            Refusal::Headers,
             StatusCode::UNAUTHORIZED,
             "Signature, Request-Time and Client-Id are required",
+            "",
         );
     };
     if client_id != shared.client_id {
-        return reject(StatusCode::UNAUTHORIZED, "unknown Client-Id");
+        return shared.refuse(
+            Refusal::ClientId,
+            StatusCode::UNAUTHORIZED,
+            "unknown Client-Id",
+            "",
+        );
     }
     if let Err(e) = signing::verify(
         &shared.antom_public_key,
@@ -200,18 +386,28 @@ async fn receive(
         time,
         &body,
     ) {
-        tracing::warn!(error = %e, "notifyRefund rejected: bad signature");
-        return reject(StatusCode::UNAUTHORIZED, "signature verification failed");
+        return shared.refuse(
+            Refusal::Signature,
+            StatusCode::UNAUTHORIZED,
+            "signature verification failed",
+            &e.to_string(),
+        );
     }
     if let Err(why) = within_window(time, Timestamp::now(), shared.max_age) {
-        tracing::warn!(%why, "notifyRefund rejected: Request-Time outside the window");
-        return reject(
+        return shared.refuse(
+            Refusal::RequestTime,
             StatusCode::BAD_REQUEST,
             "Request-Time outside the accepted window",
+            &why,
         );
     }
     let Some(notification) = parse_notification(&body) else {
-        return reject(StatusCode::BAD_REQUEST, "not a REFUND_RESULT notification");
+        return shared.refuse(
+            Refusal::Body,
+            StatusCode::BAD_REQUEST,
+            "not a REFUND_RESULT notification",
+            "",
+        );
     };
     let (accepted, wait) = oneshot::channel();
     let delivery = NotifyDelivery {
@@ -219,18 +415,28 @@ async fn receive(
         accepted,
     };
     if shared.deliveries.try_send(delivery).is_err() {
-        return reject(StatusCode::SERVICE_UNAVAILABLE, "busy; send again later");
+        return shared.refuse(
+            Refusal::NotRecorded,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy; send again later",
+            "",
+        );
     }
     match tokio::time::timeout(shared.accept_timeout, wait).await {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            [("content-type", "application/json")],
-            r#"{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}"#,
-        )
-            .into_response(),
-        _ => reject(
+        Ok(Ok(())) => {
+            shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                r#"{"result":{"resultCode":"SUCCESS","resultStatus":"S","resultMessage":"success"}}"#,
+            )
+                .into_response()
+        }
+        _ => shared.refuse(
+            Refusal::NotRecorded,
             StatusCode::SERVICE_UNAVAILABLE,
             "not recorded; send again later",
+            "",
         ),
     }
 }

@@ -9,8 +9,6 @@
 
 use base64::Engine;
 use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use rsa::pkcs1v15::Signature;
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
 
 use super::keys::{PrivateKey, PublicKey};
 
@@ -57,11 +55,8 @@ pub fn signing_content(path: &str, client_id: &str, time: &str, body: &[u8]) -> 
 
 /// Signs content: RSA-SHA256, standard Base64 (not yet URL-encoded).
 pub fn sign_base64(key: &PrivateKey, content: &[u8]) -> Result<String, SignatureError> {
-    let signature = key
-        .signer()
-        .try_sign(content)
-        .map_err(|e| SignatureError::Sign(e.to_string()))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(signature.to_bytes()))
+    let signature = key.sign(content).map_err(SignatureError::Sign)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(signature))
 }
 
 /// The whole `Signature` header value for a message.
@@ -141,10 +136,11 @@ pub fn verify(
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(parsed.signature_base64.as_bytes())
         .map_err(|_| SignatureError::Malformed("signature is not Base64"))?;
-    let signature = Signature::try_from(bytes.as_slice()).map_err(|_| SignatureError::Mismatch)?;
-    key.verifier()
-        .verify(&signing_content(path, client_id, time, body), &signature)
-        .map_err(|_| SignatureError::Mismatch)
+    if key.verify(&signing_content(path, client_id, time, body), &bytes) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub use plan::{Action, Intensity, Plan, ProviderKind, Step, Tally};
 
 use crate::ledger::Ledger;
 use crate::message::RefundState;
+use crate::sim::cloud::report::ReportFormat;
 use crate::sim::cloud::{CloudSim, demo};
 use world::{BridgeProcess, Cable, TerminalSide};
 
@@ -85,6 +86,14 @@ pub struct Report {
     pub by_state: HashMap<RefundState, u32>,
     /// Refunds the simulator carried out.
     pub executed: u32,
+    /// Refunds that needed a person before the run reconciled.
+    pub attention: u32,
+    /// Faults the simulator struck that leave an outcome unknown.
+    pub unknown_faults: u32,
+    /// Refunds the provider finished later (PROVIDER_PENDING) before reconciling.
+    pub provider_pending: u32,
+    /// Refunds settled by reconciling against the simulator's report.
+    pub reconciled: usize,
     /// Data frames delivered to the terminals (each checked for repeats and gaps).
     pub frames_delivered: u64,
     /// Frames the terminals sent and received.
@@ -135,6 +144,15 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
+            "  before reconciling: {} needed a person (against {} faults that leave an outcome unknown and {} outages), {} finished later by the provider; reconciling settled {}",
+            self.attention,
+            self.unknown_faults,
+            self.tally.cloud_outages,
+            self.provider_pending,
+            self.reconciled
+        )?;
+        writeln!(
+            f,
             "  faults: {} SIGKILLs ({} starts), {} unplugs, {} noisy spells, {} cloud outages, {} other cloud faults",
             t.kills, self.bridge_starts, t.unplugs, t.noisy_spells, t.cloud_outages, t.cloud_faults
         )?;
@@ -168,6 +186,7 @@ fn setup<E: fmt::Display>(what: &str) -> impl FnOnce(E) -> CampaignError + '_ {
 /// Plays one run and checks it.
 pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
     let started = Instant::now();
+    let run_started = jiff::Timestamp::now();
     let provider = campaign.provider();
     let plan = Plan::draw(campaign.seed, provider, &campaign.intensity);
     let dir = tempfile::Builder::new()
@@ -192,7 +211,12 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
         );
         cable.plug().map_err(setup("pseudo-terminal"))?;
         cables.push(cable);
-        terminals.push(TerminalSide::start(&format!("CHAOS-T{i}"), terminal_end));
+        let display = plan.displays.get(i).cloned().unwrap_or_default();
+        terminals.push(TerminalSide::start(
+            &format!("CHAOS-T{i}"),
+            terminal_end,
+            display,
+        ));
     }
 
     let ledger_path = dir.path().join("ledger.sqlite");
@@ -208,17 +232,32 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
         "[retry]\nfirst_retry_ms = 50\nmax_retry_ms = 500\nfirst_poll_ms = 100\nmax_poll_ms = 500\n\n\
          [shutdown]\ngrace_ms = 3000\n\n",
     );
-    config.push_str(
-        &demo::provider_toml(provider.name(), &sim.base_url())
-            .ok_or_else(|| CampaignError::Setup("no simulator configuration".into()))?,
-    );
+    if let Some(limit) = plan.limit {
+        config.push_str(&format!("[limits.per_refund]\nUSD = {limit}\n\n"));
+    }
+    let mut provider_toml = demo::provider_toml(provider.name(), &sim.base_url())
+        .ok_or_else(|| CampaignError::Setup("no simulator configuration".into()))?;
+    if plan.antom_v1 {
+        provider_toml =
+            provider_toml.replace("kind = \"antom\"\n", "kind = \"antom\"\napi = \"v1\"\n");
+    }
+    config.push_str(&provider_toml);
     config.push_str("\n[provider.http]\nconnect_timeout_ms = 500\ntotal_timeout_ms = 2000\n");
+    if plan.notify {
+        let port = free_port().map_err(setup("a port for notifyRefund"))?;
+        config.push_str(&format!(
+            "\n[provider.notify]\nlisten = \"127.0.0.1:{port}\"\npath = \"/antom/notifyRefund\"\n"
+        ));
+        sim.set_notify_url(Some(format!("http://127.0.0.1:{port}/antom/notifyRefund")));
+    }
     std::fs::write(&config_path, config).map_err(setup("configuration"))?;
     let log_path = dir.path().join("bridge.log");
     let mut bridge = BridgeProcess::new(&campaign.bridge_exe, &config_path, &log_path);
     bridge.start().map_err(setup("bridge process"))?;
 
     let mut violations = Vec::new();
+    // When the cloud went down: a request on its way then has no answer.
+    let mut outages: Vec<jiff::Timestamp> = Vec::new();
     let t0 = tokio::time::Instant::now();
     for step in &plan.steps {
         tokio::time::sleep_until(t0 + step.at).await;
@@ -246,6 +285,11 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
                     t.repeat(id);
                 }
             }
+            Action::RepeatChanged { terminal, id } => {
+                if let Some(t) = terminals.get_mut(*terminal) {
+                    t.repeat_changed(id);
+                }
+            }
             Action::Inquire { terminal, id } => {
                 if let Some(t) = terminals.get(*terminal) {
                     t.inquire(id);
@@ -271,7 +315,10 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
                     c.plug().map_err(setup("pseudo-terminal"))?;
                 }
             }
-            Action::CloudDown => sim.set_down(true).await,
+            Action::CloudDown => {
+                outages.push(jiff::Timestamp::now());
+                sim.set_down(true).await
+            }
             Action::CloudUp => sim.set_down(false).await,
             Action::CloudFault(rule) => sim.push_fault(rule.clone()),
             Action::RevokeTokens => sim.revoke_tokens(),
@@ -294,10 +341,45 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
     bridge.start().map_err(setup("bridge process"))?;
     let ledger = open_ledger(&ledger_path, campaign.settle_within).await?;
     let deadline = Instant::now() + campaign.settle_within;
-    while !check::settled(&ledger, &terminals) {
+    // First everything the bridge can finish by itself; what waits for the provider's
+    // report (PROVIDER_PENDING) or for a person (NEEDS_ATTENTION) is then settled by
+    // reconciling against the simulator's books, as a store would.
+    let mut calm = true;
+    while !check::settled(&ledger, &terminals, true) {
         if Instant::now() >= deadline {
             violations.push(format!(
                 "not settled within {:?} of the faults stopping",
+                campaign.settle_within
+            ));
+            calm = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before_reconcile =
+        check::attention(&ledger, &sim, &terminals, provider, bridge.starts, &outages);
+    let reconciled = if calm {
+        match reconcile(
+            campaign,
+            provider,
+            &sim,
+            &config_path,
+            dir.path(),
+            run_started,
+        ) {
+            Ok(applied) => applied,
+            Err(why) => {
+                violations.push(why);
+                0
+            }
+        }
+    } else {
+        0
+    };
+    while calm && !check::settled(&ledger, &terminals, false) {
+        if Instant::now() >= deadline {
+            violations.push(format!(
+                "not settled within {:?} of reconciling",
                 campaign.settle_within
             ));
             break;
@@ -310,8 +392,9 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
         other => violations.push(format!("bridge did not stop cleanly on SIGTERM: {other:?}")),
     }
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let findings = check::check(provider, &ledger, &sim, &terminals, &log);
+    let findings = check::check(provider, &plan, &ledger, &sim, &terminals, &log);
     violations.extend(findings.violations);
+    violations.extend(before_reconcile.violations);
 
     let mut report = Report {
         seed: campaign.seed,
@@ -320,6 +403,10 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
         bridge_starts: bridge.starts,
         by_state: findings.by_state,
         executed: findings.executed,
+        attention: before_reconcile.attention,
+        unknown_faults: before_reconcile.unknown_faults,
+        provider_pending: before_reconcile.provider_pending,
+        reconciled,
         frames_delivered: 0,
         frames: 0,
         damaged: 0,
@@ -343,6 +430,94 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// A free port on loopback for a listener the bridge opens.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Runs `posbridge reconcile --apply` against the simulator's report, as a store
+/// would with its provider's; returns how many refunds it settled.
+fn reconcile(
+    campaign: &Campaign,
+    provider: ProviderKind,
+    sim: &CloudSim,
+    config: &Path,
+    dir: &Path,
+    from: jiff::Timestamp,
+) -> Result<usize, String> {
+    // Asynchronous refunds still open at the simulator finish now.
+    sim.settle_now();
+    let format = match provider {
+        ProviderKind::Antom => ReportFormat::Antom,
+        ProviderKind::OttPay => ReportFormat::Ottpay,
+        ProviderKind::PaymentOptions => ReportFormat::Paymentoptions,
+    };
+    let report = dir.join("provider-report.csv");
+    std::fs::write(&report, sim.report(format)).map_err(|e| format!("writing the report: {e}"))?;
+    let through = jiff::Timestamp::now().to_string();
+    let from = from.to_string();
+    let mut command = std::process::Command::new(&campaign.bridge_exe);
+    command
+        .args(["reconcile", "--json", "--apply", "--config"])
+        .arg(config)
+        .arg("--report")
+        .arg(&report)
+        .args([
+            "--provider",
+            provider.name(),
+            "--from",
+            &from,
+            "--through",
+            &through,
+        ])
+        // One clock: the simulator's and the bridge's.
+        .args(["--clock-skew", "0"]);
+    if provider == ProviderKind::OttPay {
+        command.args(["--currency", "USD"]);
+    }
+    let out = command
+        .output()
+        .map_err(|e| format!("running posbridge reconcile: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let _ = std::fs::write(dir.join("reconcile.json"), &text);
+    let found: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "posbridge reconcile printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    let findings = found["findings"].as_array().cloned().unwrap_or_default();
+    // A refund the bridge said FAILED that the provider made is a broken promise even
+    // when the report corrects it.
+    let wrong: Vec<String> = findings
+        .iter()
+        .filter(|f| f["kind"] == "failed_but_refunded")
+        .map(|f| f.to_string())
+        .collect();
+    if !wrong.is_empty() {
+        return Err(format!(
+            "FAILED in the ledger but refunded by the provider: {}",
+            wrong.join("; ")
+        ));
+    }
+    if !out.status.success() {
+        let disagreements: Vec<String> = findings
+            .iter()
+            .filter(|f| {
+                f["kind"] != "confirmed" && f["kind"] != "still_open" && f["applied"] != true
+            })
+            .map(|f| f.to_string())
+            .collect();
+        return Err(format!(
+            "the ledger and the provider's report disagree after reconciling: {}",
+            disagreements.join("; ")
+        ));
+    }
+    Ok(findings.iter().filter(|f| f["applied"] == true).count())
 }
 
 /// The ledger, once the bridge has created it.

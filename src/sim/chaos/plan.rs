@@ -7,8 +7,9 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use crate::message::{DisplayCharset, DisplayInfo};
 use crate::money::{Amount, Currency};
-use crate::sim::cloud::faults::{Fault, FaultRule, FaultTarget};
+use crate::sim::cloud::faults::{Fault, FaultRule, FaultTarget, Variant};
 use crate::sim::cloud::ledger::{AsyncResult, PaymentSeed, RefundMode};
 use crate::sim::line::LineFaults;
 
@@ -126,6 +127,14 @@ pub enum Action {
         /// The refund.
         id: String,
     },
+    /// A terminal sends an earlier refund's id with another amount: refused with
+    /// DUPLICATE_MISMATCH, and the refund recorded first goes on unchanged.
+    RepeatChanged {
+        /// Which terminal.
+        terminal: usize,
+        /// The refund.
+        id: String,
+    },
     /// A terminal asks about a refund.
     Inquire {
         /// Which terminal.
@@ -182,6 +191,9 @@ impl fmt::Display for Action {
                 None => write!(f, "T{terminal} REFUND {id} {payment} (whole)"),
             },
             Action::Repeat { terminal, id } => write!(f, "T{terminal} REFUND {id} again"),
+            Action::RepeatChanged { terminal, id } => {
+                write!(f, "T{terminal} REFUND {id} again, another amount")
+            }
             Action::Inquire { terminal, id } => write!(f, "T{terminal} INQUIRY {id}"),
             Action::Noise { terminal, faults } => write!(
                 f,
@@ -235,6 +247,14 @@ pub struct Plan {
     pub provider: ProviderKind,
     /// Terminals on the bridge.
     pub terminals: usize,
+    /// The display each terminal declares (sizes, languages, character sets).
+    pub displays: Vec<DisplayInfo>,
+    /// Antom's v1 (AMS) paths rather than v2.
+    pub antom_v1: bool,
+    /// Antom's notifyRefund receiver on, and the simulator posting to it.
+    pub notify: bool,
+    /// A per-refund limit in USD minor units, if the run sets one.
+    pub limit: Option<i64>,
     /// Payments the simulated cloud knows.
     pub payments: Vec<PaymentSeed>,
     /// Everything that happens, in time order.
@@ -256,6 +276,10 @@ impl Plan {
     pub fn draw(seed: u64, provider: ProviderKind, intensity: &Intensity) -> Plan {
         let mut rng = StdRng::seed_from_u64(seed);
         let terminals = intensity.terminals.max(1);
+        let displays = (0..terminals).map(|_| display(&mut rng)).collect();
+        let antom_v1 = provider == ProviderKind::Antom && rng.random_bool(0.34);
+        let notify = provider == ProviderKind::Antom && rng.random_bool(0.5);
+        let limit = rng.random_bool(0.25).then_some(2300);
         let mut steps = Vec::new();
         let mut payments = Vec::new();
         let end = intensity.duration;
@@ -267,7 +291,7 @@ impl Plan {
 
         // Refunds, repeats and inquiries.
         let mut open: Vec<OpenPayment> = Vec::new();
-        let mut made: Vec<(usize, String)> = Vec::new();
+        let mut made: Vec<(usize, String, Option<i64>)> = Vec::new();
         let mean_ms = 1000.0 / intensity.refunds_per_second.max(0.1);
         let mut t = 0.0f64;
         let mut n = 0u64;
@@ -280,15 +304,19 @@ impl Plan {
             let terminal = rng.random_range(0..terminals);
             let roll = rng.random_range(0..100u32);
             if roll < 6 && !made.is_empty() {
-                let (terminal, id) = made[rng.random_range(0..made.len())].clone();
-                steps.push(Step {
-                    at,
-                    action: Action::Repeat { terminal, id },
-                });
+                let (terminal, id, amount) = made[rng.random_range(0..made.len())].clone();
+                // Only a refund with an amount is repeated with another one: a whole
+                // refund refused by a limit would be recorded under its new amount.
+                let action = if roll < 1 && amount.is_some() {
+                    Action::RepeatChanged { terminal, id }
+                } else {
+                    Action::Repeat { terminal, id }
+                };
+                steps.push(Step { at, action });
                 continue;
             }
             if roll < 10 && !made.is_empty() {
-                let (terminal, id) = made[rng.random_range(0..made.len())].clone();
+                let (terminal, id, _) = made[rng.random_range(0..made.len())].clone();
                 steps.push(Step {
                     at,
                     action: Action::Inquire { terminal, id },
@@ -318,7 +346,9 @@ impl Plan {
                     continue;
                 };
                 let mut seed_payment = PaymentSeed::new(pid.clone(), value);
-                if provider == ProviderKind::Antom && rng.random_bool(0.3) {
+                // Antom finishes some refunds later and can be asked; OTT Pay too, and
+                // cannot be; PaymentOptions documents none.
+                if provider != ProviderKind::PaymentOptions && rng.random_bool(0.3) {
                     seed_payment.mode = RefundMode::Async;
                     if rng.random_bool(0.2) {
                         seed_payment.async_result = AsyncResult::Failure;
@@ -335,7 +365,7 @@ impl Plan {
                     (pid, Some(rng.random_range(100..=2500)))
                 }
             };
-            made.push((terminal, id.clone()));
+            made.push((terminal, id.clone(), amount));
             steps.push(Step {
                 at,
                 action: Action::Refund {
@@ -415,6 +445,10 @@ impl Plan {
             seed,
             provider,
             terminals,
+            displays,
+            antom_v1,
+            notify,
+            limit,
             payments,
             steps,
         }
@@ -426,7 +460,7 @@ impl Plan {
         for step in &self.steps {
             match step.action {
                 Action::Refund { .. } => t.refunds += 1,
-                Action::Repeat { .. } => t.repeats += 1,
+                Action::Repeat { .. } | Action::RepeatChanged { .. } => t.repeats += 1,
                 Action::Inquire { .. } => t.inquiries += 1,
                 Action::Noise { .. } => t.noisy_spells += 1,
                 Action::Unplug { .. } => t.unplugs += 1,
@@ -496,6 +530,37 @@ fn spells(
     }
 }
 
+/// A terminal's display: a size from the common ones, sometimes ASCII only, in a
+/// language drawn from the catalogues, with its ambiguous width declared.
+fn display(rng: &mut StdRng) -> DisplayInfo {
+    const SIZES: [(u16, u16); 5] = [(16, 4), (20, 4), (24, 2), (32, 8), (40, 4)];
+    const LANGUAGES: [&str; 10] = [
+        "en", "zh-Hans", "zh-Hant", "ja", "ko", "th", "ms", "id", "fr-CA", "en",
+    ];
+    let (cols, rows) = SIZES[rng.random_range(0..SIZES.len())];
+    let mut info = DisplayInfo::size(cols, rows);
+    if rng.random_bool(0.15) {
+        info.charset = Some(DisplayCharset::Ascii);
+    }
+    info.languages = vec![LANGUAGES[rng.random_range(0..LANGUAGES.len())].to_string()];
+    info.ambiguous_width = Some(if rng.random_bool(0.5) { 2 } else { 1 });
+    info
+}
+
+/// Another documented shape of a successful answer, for the provider.
+fn variant(rng: &mut StdRng, provider: ProviderKind) -> Variant {
+    match (provider, rng.random_range(0..3u32)) {
+        (_, 0) => Variant::SuccessStatus {
+            status: [200, 201, 202][rng.random_range(0..3usize)],
+        },
+        (ProviderKind::PaymentOptions, _) => Variant::SuccessCode {
+            code: "INFO0099".into(),
+        },
+        (ProviderKind::OttPay, _) => Variant::Processing,
+        (ProviderKind::Antom, _) => Variant::NoRefundId,
+    }
+}
+
 fn cloud_fault(rng: &mut StdRng, provider: ProviderKind, roll: u32) -> FaultRule {
     let refund = provider.refund_target();
     let times = rng.random_range(1..=3);
@@ -517,6 +582,13 @@ fn cloud_fault(rng: &mut StdRng, provider: ProviderKind, roll: u32) -> FaultRule
         45..=54 => FaultRule::once(refund, Fault::DropConnection),
         55..=64 => FaultRule::once(refund, Fault::DropConnection).after_execute(),
         65..=69 => FaultRule::once(FaultTarget::Any, Fault::Hang),
+        70..=79 => FaultRule::once(
+            refund,
+            Fault::Variant {
+                variant: variant(rng, provider),
+            },
+        )
+        .times(times),
         _ => match provider {
             ProviderKind::Antom => match roll % 3 {
                 0 => FaultRule::once(

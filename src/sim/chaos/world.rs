@@ -14,7 +14,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::link::OneShot;
-use crate::message::{Inquiry, Message, Refund, RefundState};
+use crate::message::text_width;
+use crate::message::{DisplayCharset, DisplayInfo, Inquiry, Message, Refund, RefundState};
 use crate::money::{Amount, Currency};
 use crate::sim::line::{LineControl, LineFaults, noisy_pipe};
 use crate::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
@@ -164,14 +165,19 @@ pub struct TerminalSide {
     pub acknowledged: Arc<Mutex<HashSet<String>>>,
     /// REFUNDs sent, by refund id.
     pub sent: HashMap<String, Refund>,
+    /// The display it declared.
+    pub display: DisplayInfo,
+    /// Refunds sent again with another amount.
+    pub changed: HashSet<String>,
     in_flight: Arc<AtomicUsize>,
 }
 
 impl TerminalSide {
-    /// Starts terminal `id` on a cable's terminal end.
-    pub fn start(id: &str, io: tokio::io::DuplexStream) -> TerminalSide {
+    /// Starts terminal `id`, with `display`, on a cable's terminal end.
+    pub fn start(id: &str, io: tokio::io::DuplexStream, display: DisplayInfo) -> TerminalSide {
         let identity = TerminalIdentity {
             terminal_id: id.into(),
+            display: display.clone(),
             ..TerminalIdentity::default()
         };
         let (terminal, mut events) =
@@ -191,6 +197,8 @@ impl TerminalSide {
             seen,
             acknowledged: Arc::default(),
             sent: HashMap::new(),
+            display,
+            changed: HashSet::new(),
             in_flight: Arc::default(),
         }
     }
@@ -216,6 +224,62 @@ impl TerminalSide {
         if let Some(refund) = self.sent.get(id).cloned() {
             self.send_refund(refund);
         }
+    }
+
+    /// Sends an earlier refund's id with one more minor unit (or an amount where it
+    /// had none): the bridge must refuse it and change nothing.
+    pub fn repeat_changed(&mut self, id: &str) {
+        if let Some(mut refund) = self.sent.get(id).cloned() {
+            self.changed.insert(id.to_owned());
+            refund.refund_amount = match refund.refund_amount {
+                Some(a) => Amount::new(a.value + 1, a.currency).ok(),
+                None => Currency::parse("USD")
+                    .ok()
+                    .and_then(|c| Amount::new(100, c).ok()),
+            };
+            self.send_refund(refund);
+        }
+    }
+
+    /// The ERROR codes the bridge answered about each refund id.
+    pub fn errors(&self) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        if let Ok(seen) = self.seen.lock() {
+            for event in seen.iter() {
+                if let TerminalEvent::Message(Message::Error(e)) = event
+                    && let Some(id) = &e.reference
+                {
+                    out.entry(id.clone()).or_default().push(e.code.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every DISPLAY that does not fit the declared screen, in words.
+    pub fn misfit_displays(&self) -> Vec<String> {
+        let screen = self.display.screen();
+        let mut out = Vec::new();
+        if let Ok(seen) = self.seen.lock() {
+            for event in seen.iter() {
+                let TerminalEvent::Message(Message::Display(d)) = event else {
+                    continue;
+                };
+                let too_wide = d
+                    .lines
+                    .iter()
+                    .find(|l| text_width(l, screen.wide_ambiguous) > usize::from(screen.cols));
+                let not_ascii = screen.charset == DisplayCharset::Ascii
+                    && d.lines.iter().any(|l| !l.is_ascii());
+                if d.lines.len() > usize::from(screen.rows) || too_wide.is_some() || not_ascii {
+                    out.push(format!(
+                        "DISPLAY {:?} does not fit a {}x{} {:?} screen",
+                        d.lines, screen.cols, screen.rows, screen.charset
+                    ));
+                }
+            }
+        }
+        out
     }
 
     fn send_refund(&self, refund: Refund) {

@@ -10,7 +10,7 @@
 //! | `GET /_sim/refunds/{refundId}` | one refund |
 //! | `GET /_sim/report/{antom,ottpay,paymentoptions}` | the books as that provider's report of its refunds (what `posbridge reconcile` reads) |
 //! | `GET`, `POST`, `DELETE /_sim/faults` | list, add (a [`FaultRule`]), clear |
-//! | `POST /_sim/down` `{"for_ms": N}` | refuse connections for N ms, starting ~50 ms after the answer |
+//! | `POST /_sim/down` `{"for_ms": N}` | the provider APIs are down for N ms from the answer on: 503 at once, connections refused from ~50 ms on |
 //! | `POST /_sim/settle` | finish every pending async refund now |
 //! | `POST /_sim/notify-url` `{"url": "http://..."}` | where notifyRefund goes (`null`: nowhere) |
 //! | `POST /_sim/revoke-tokens` | invalidate every OTT Pay token |
@@ -87,17 +87,26 @@ pub(crate) async fn handle(
             let Some(ms) = value.get("for_ms").and_then(|v| v.as_u64()) else {
                 return bad("give {\"for_ms\": N}: the admin API is unreachable while down".into());
             };
+            // Down at once for every provider call (503, nothing done); the listener
+            // closes a moment later, once this answer has reached its caller.
+            shared
+                .going_down
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             let shared = shared.clone();
             tokio::spawn(async move {
                 let Some(switch) = shared.switch.get() else {
                     return;
                 };
-                // Let this answer reach the caller before its connection is cut.
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 switch.set_down(true).await;
                 tokio::select! {
                     _ = shared.stop.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(ms)) => switch.set_down(false).await,
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {
+                        switch.set_down(false).await;
+                        shared
+                            .going_down
+                            .store(false, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
             });
             ok()

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::Timestamp;
 
-use super::faults::{Fault, FaultTarget};
+use super::faults::{Fault, FaultTarget, Variant};
 use super::ledger::{Decision, RefundAsk, RefundRecord, RefundState, Rejection};
 use super::{InFlight, Shared, after, before, lock};
 use crate::money::{Amount, Currency};
@@ -144,7 +144,7 @@ pub(crate) async fn handle(
         .to_string();
     // Held for the whole call, slow faults included: one refund per payment at a time.
     let _in_flight = (!call.inquiry).then(|| InFlight::begin(shared, &payment_id));
-    let rule = shared.take_fault(target);
+    let rule = shared.take_fault(target, &payment_id);
     if let Some(response) = before(shared, conn, rule.as_ref()).await {
         return response;
     }
@@ -163,8 +163,28 @@ pub(crate) async fn handle(
         _ if call.inquiry => inquire(shared, call, &request),
         _ => refund(shared, call, &client_id, &request),
     };
+    let mut answer = answer;
+    let mut status = StatusCode::OK;
+    if let Some(Fault::Variant { variant }) = rule.as_ref().map(|r| &r.fault) {
+        match variant {
+            Variant::NoRefundId
+                if answer
+                    .pointer("/result/resultStatus")
+                    .and_then(|s| s.as_str())
+                    == Some("U") =>
+            {
+                if let Some(fields) = answer.as_object_mut() {
+                    fields.remove("refundId");
+                }
+            }
+            Variant::SuccessStatus { status: s } => {
+                status = StatusCode::from_u16(*s).unwrap_or(StatusCode::OK);
+            }
+            _ => {}
+        }
+    }
     let signing_fault = rule.as_ref().map(|r| &r.fault);
-    let response = signed(shared, path, &client_id, &answer, signing_fault);
+    let response = signed_with_status(shared, path, &client_id, &answer, signing_fault, status);
     after(shared, conn, rule.as_ref(), response).await
 }
 
@@ -175,6 +195,18 @@ fn signed(
     client_id: &str,
     answer: &serde_json::Value,
     fault: Option<&Fault>,
+) -> Response {
+    signed_with_status(shared, path, client_id, answer, fault, StatusCode::OK)
+}
+
+/// [`signed`], with an HTTP status of its own.
+fn signed_with_status(
+    shared: &Shared,
+    path: &str,
+    client_id: &str,
+    answer: &serde_json::Value,
+    fault: Option<&Fault>,
+    status: StatusCode,
 ) -> Response {
     let body = answer.to_string();
     let time = Timestamp::now().as_millisecond().to_string();
@@ -188,7 +220,7 @@ fn signed(
         _ => signing::signature_header(key, 1, path, client_id, &time, body.as_bytes()).ok(),
     };
     let mut response = Response::builder()
-        .status(StatusCode::OK)
+        .status(status)
         .header("content-type", "application/json; charset=UTF-8")
         .header("client-id", client_id)
         .header("response-time", &time);

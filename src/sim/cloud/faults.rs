@@ -49,6 +49,68 @@ pub enum Fault {
     BadSignature,
     /// Antom: send the answer without a signature.
     Unsigned,
+    /// Carry the call out, and answer in another shape the provider documents.
+    Variant {
+        /// Which shape.
+        variant: Variant,
+    },
+}
+
+/// Other documented shapes of the same answer: what a client must read as the same
+/// outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "shape", rename_all = "snake_case")]
+pub enum Variant {
+    /// A success answered with this 2xx status instead of the usual one
+    /// (PaymentOptions documents 201, and its HTTP table 200 too).
+    SuccessStatus {
+        /// The status, 200..=299.
+        status: u16,
+    },
+    /// PaymentOptions: a success carrying a success code other than `INFO0002`.
+    SuccessCode {
+        /// The code.
+        code: String,
+    },
+    /// OTT Pay: an accepted refund spelled `processing` (the documented sample's
+    /// value) rather than `init`.
+    Processing,
+    /// Antom: an in-process answer without its `refundId`.
+    NoRefundId,
+}
+
+impl Fault {
+    /// Whether the fault leaves a caller not knowing whether the refund was made: the
+    /// answer is lost or proves nothing. Faults that say the request was not
+    /// processed (429, 503, a "call again" code, a refused token) and documented
+    /// variants are not such faults.
+    pub fn leaves_outcome_unknown(&self, ottpay: bool) -> bool {
+        match self {
+            Fault::Hang | Fault::DropConnection | Fault::BadSignature | Fault::Unsigned => true,
+            Fault::HttpStatus { status } => !matches!(status, 401 | 403 | 408 | 429 | 503),
+            Fault::OttpayError { code, .. } => {
+                ottpay
+                    && crate::provider::classify::ottpay_code(*code)
+                        == crate::provider::classify::CodeClass::OutcomeUnknown
+            }
+            Fault::Slow { .. } | Fault::AntomResult { .. } | Fault::Variant { .. } => false,
+        }
+    }
+}
+
+/// A fault the simulator applied to a call, for a test to account for what it saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Struck {
+    /// When.
+    pub at: jiff::Timestamp,
+    /// Which API.
+    pub target: FaultTarget,
+    /// The payment the call was about, when it names one.
+    pub payment_id: String,
+    /// The fault.
+    pub fault: Fault,
+    /// Whether the refund was carried out before it struck.
+    pub after_execute: bool,
 }
 
 /// Which calls a rule applies to.

@@ -308,11 +308,15 @@ impl Ledger {
         now: Instant,
         async_delay: Duration,
     ) -> Result<RefundRecord, Rejection> {
-        let pending_here = self
-            .pending
-            .iter()
-            .filter_map(|id| self.refunds.get(id))
-            .any(|r| r.payment_id == ask.payment_id && r.state == RefundState::Pending);
+        // Antom documents one refund of a payment in process at a time; OTT Pay and
+        // PaymentOptions document no such rule, so a refund still open there does not
+        // turn the next one away.
+        let pending_here = ask.refund_request_id.is_some()
+            && self
+                .pending
+                .iter()
+                .filter_map(|id| self.refunds.get(id))
+                .any(|r| r.payment_id == ask.payment_id && r.state == RefundState::Pending);
         let Some(entry) = self.payments.get_mut(ask.payment_id) else {
             return Err(Rejection::PaymentNotFound);
         };

@@ -93,6 +93,9 @@ pub(crate) struct Shared {
     config: SimConfig,
     ledger: Mutex<Ledger>,
     faults: Mutex<Faults>,
+    struck: Mutex<Vec<faults::Struck>>,
+    /// Set the moment `POST /_sim/down` is answered, before the listener closes.
+    going_down: std::sync::atomic::AtomicBool,
     notify_url: Mutex<Option<String>>,
     tokens: Mutex<HashMap<String, Instant>>,
     issued_tokens: Mutex<Vec<String>>,
@@ -119,8 +122,17 @@ impl Shared {
         lock(&self.ledger)
     }
 
-    fn take_fault(&self, target: FaultTarget) -> Option<FaultRule> {
-        lock(&self.faults).take(target)
+    /// The fault for this call, if a rule strikes it; recorded with the payment.
+    fn take_fault(&self, target: FaultTarget, payment_id: &str) -> Option<FaultRule> {
+        let rule = lock(&self.faults).take(target)?;
+        lock(&self.struck).push(faults::Struck {
+            at: jiff::Timestamp::now(),
+            target,
+            payment_id: payment_id.to_owned(),
+            fault: rule.fault.clone(),
+            after_execute: rule.after_execute,
+        });
+        Some(rule)
     }
 
     fn count(&self, endpoint: &str) {
@@ -202,7 +214,8 @@ async fn strike(shared: &Shared, conn: &ConnectionHandle, fault: &Fault) -> Opti
         Fault::AntomResult { .. }
         | Fault::OttpayError { .. }
         | Fault::BadSignature
-        | Fault::Unsigned => None,
+        | Fault::Unsigned
+        | Fault::Variant { .. } => None,
     }
 }
 
@@ -251,6 +264,8 @@ impl CloudSim {
             config,
             ledger: Mutex::new(ledger),
             faults: Mutex::new(Faults::default()),
+            struck: Mutex::new(Vec::new()),
+            going_down: std::sync::atomic::AtomicBool::new(false),
             tokens: Mutex::new(HashMap::new()),
             issued_tokens: Mutex::new(Vec::new()),
             requests: Mutex::new(HashMap::new()),
@@ -336,6 +351,11 @@ impl CloudSim {
         report::render(&self.shared.ledger(), format)
     }
 
+    /// Every fault that struck a call so far, in order.
+    pub fn struck(&self) -> Vec<faults::Struck> {
+        lock(&self.shared.struck).clone()
+    }
+
     /// Adds a fault rule.
     pub fn push_fault(&self, rule: FaultRule) {
         lock(&self.shared.faults).push(rule);
@@ -348,7 +368,13 @@ impl CloudSim {
 
     /// Refuses connections (down) or accepts them again; returns once in effect.
     pub async fn set_down(&self, down: bool) {
+        if down {
+            self.shared.going_down.store(true, Ordering::SeqCst);
+        }
         self.switch.set_down(down).await;
+        if !down {
+            self.shared.going_down.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Finishes every pending asynchronous refund now (notifications follow).
@@ -430,6 +456,11 @@ async fn dispatch(
     let Some(Extension(conn)) = conn else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    // Taken down by the admin API, in the moment before the listener closes: the
+    // provider is already unavailable, and says so without doing anything.
+    if shared.going_down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "simulated outage").into_response();
+    }
     if method != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, "POST only").into_response();
     }

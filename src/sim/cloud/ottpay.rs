@@ -11,7 +11,7 @@ use std::time::Instant;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::faults::{Fault, FaultTarget};
+use super::faults::{Fault, FaultTarget, Variant};
 use super::ledger::{Decision, RefundAsk, RefundState, Rejection};
 use super::{InFlight, Shared, after, before, json, lock};
 use crate::money::Amount;
@@ -32,7 +32,7 @@ fn error(code: i64, message: &str) -> Response {
 /// `POST /api/v1/auth/token`.
 pub(crate) async fn token(shared: &Shared, conn: &ConnectionHandle, body: &[u8]) -> Response {
     shared.count("ottpay_token");
-    let rule = shared.take_fault(FaultTarget::OttpayToken);
+    let rule = shared.take_fault(FaultTarget::OttpayToken, "");
     if let Some(response) = before(shared, conn, rule.as_ref()).await {
         return response;
     }
@@ -95,7 +95,7 @@ pub(crate) async fn refund(
         .unwrap_or_default()
         .to_string();
     let _in_flight = InFlight::begin(shared, &payment_id);
-    let rule = shared.take_fault(FaultTarget::OttpayRefund);
+    let rule = shared.take_fault(FaultTarget::OttpayRefund, &payment_id);
     if let Some(response) = before(shared, conn, rule.as_ref()).await {
         return response;
     }
@@ -109,14 +109,18 @@ pub(crate) async fn refund(
     };
     let answer = match (payment_id.is_empty(), cents) {
         (false, Some(cents)) if (1..=crate::money::MAX_AMOUNT).contains(&cents) => {
-            execute(shared, &payment_id, cents)
+            let variant = match rule.as_ref().map(|r| &r.fault) {
+                Some(Fault::Variant { variant }) => Some(variant),
+                _ => None,
+            };
+            execute(shared, &payment_id, cents, variant)
         }
         _ => error(10005, "Invalid parameter"),
     };
     after(shared, conn, rule.as_ref(), answer).await
 }
 
-fn execute(shared: &Shared, payment_id: &str, cents: i64) -> Response {
+fn execute(shared: &Shared, payment_id: &str, cents: i64, variant: Option<&Variant>) -> Response {
     // OTT Pay sends no currency: the refund is in the payment's.
     let Some(currency) = shared
         .ledger()
@@ -157,6 +161,7 @@ fn execute(shared: &Shared, payment_id: &str, cents: i64) -> Response {
     };
     let status = match record.state {
         RefundState::Succeeded { .. } => "success",
+        RefundState::Pending if variant == Some(&Variant::Processing) => "processing",
         RefundState::Pending => "init",
         RefundState::Failed => "failure",
     };
@@ -167,8 +172,14 @@ fn execute(shared: &Shared, payment_id: &str, cents: i64) -> Response {
                 .to_string()
         })
         .unwrap_or_default();
+    let http = match variant {
+        Some(Variant::SuccessStatus { status }) => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::OK)
+        }
+        _ => StatusCode::OK,
+    };
     json(
-        StatusCode::OK,
+        http,
         &serde_json::json!({"status": "SUCCESS", "result": {
             "refundId": record.refund_id,
             "refundAmount": record.amount.value.to_string(),

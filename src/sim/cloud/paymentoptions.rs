@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::faults::FaultTarget;
+use super::faults::{Fault, FaultTarget, Variant};
 use super::ledger::{Decision, RefundAsk, Rejection};
 use super::{InFlight, Shared, after, before, json};
 use crate::money::Amount;
@@ -63,7 +63,7 @@ pub(crate) async fn refund(
         .unwrap_or_default()
         .to_string();
     let _in_flight = InFlight::begin(shared, &payment_id);
-    let rule = shared.take_fault(FaultTarget::PaymentoptionsRefund);
+    let rule = shared.take_fault(FaultTarget::PaymentoptionsRefund, &payment_id);
     if let Some(response) = before(shared, conn, rule.as_ref()).await {
         return response;
     }
@@ -81,7 +81,11 @@ pub(crate) async fn refund(
         Some(value)
             if !payment_id.is_empty() && (1..=crate::money::MAX_AMOUNT).contains(&value) =>
         {
-            execute(shared, &payment_id, value, &request)
+            let variant = match rule.as_ref().map(|r| &r.fault) {
+                Some(Fault::Variant { variant }) => Some(variant),
+                _ => None,
+            };
+            execute(shared, &payment_id, value, &request, variant)
         }
         _ => failure(
             StatusCode::BAD_REQUEST,
@@ -92,7 +96,13 @@ pub(crate) async fn refund(
     after(shared, conn, rule.as_ref(), answer).await
 }
 
-fn execute(shared: &Shared, payment_id: &str, value: i64, request: &serde_json::Value) -> Response {
+fn execute(
+    shared: &Shared,
+    payment_id: &str,
+    value: i64,
+    request: &serde_json::Value,
+    variant: Option<&Variant>,
+) -> Response {
     let Some(currency) = shared
         .ledger()
         .payment(payment_id)
@@ -143,14 +153,22 @@ fn execute(shared: &Shared, payment_id: &str, value: i64, request: &serde_json::
         }
     };
     let merchant = shared.config.paymentoptions_merchant_id.clone();
+    let (status, code) = match variant {
+        Some(Variant::SuccessStatus { status }) => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::CREATED),
+            "INFO0002".to_string(),
+        ),
+        Some(Variant::SuccessCode { code }) => (StatusCode::CREATED, code.clone()),
+        _ => (StatusCode::CREATED, "INFO0002".to_string()),
+    };
     json(
-        StatusCode::CREATED,
+        status,
         &serde_json::json!({
             "success": true,
-            "status_code": 201,
+            "status_code": status.as_u16(),
             "is_live": false,
             "transaction_type": "REFUND",
-            "gateway_response": {"version": "1", "type": "INFO", "message": "Amount successfully refunded.", "code": "INFO0002"},
+            "gateway_response": {"version": "1", "type": "INFO", "message": "Amount successfully refunded.", "code": code},
             "merchant_details": {"legal_name": "posbridge simulator", "mid": merchant, "merchant_txn_ref": request.get("notes")},
             "payment_details": {"amount": record.amount.value, "response_code": 0, "currency": record.amount.currency},
             "transaction_details": {"id": record.refund_id, "ref": 0, "timestamp": jiff::Timestamp::now().to_string()},

@@ -27,10 +27,10 @@ slow_next_refund() {
 faults_used_up() { [ "$(sim_get faults)" = "[]" ]; }
 
 ledger() { posbridge export --format jsonl --config "$CONF"; }
-ledger_lines() { ledger | grep "\"originalMerchantRefundId\":\"$1\""; }
+ledger_lines() { ledger | grep "\"original_merchant_refund_id\":\"$1\""; }
 ledger_state() { ledger_lines "$1" | sed -n 's/.*,"state":"\([A-Z_]*\)".*/\1/p'; }
-ledger_delivered() { ledger_lines "$1" | sed -n 's/.*"deliveredState":"\([A-Z_]*\)".*/\1/p'; }
-ledger_terminal() { ledger_lines "$1" | sed -n 's/.*"terminalId":"\([^"]*\)".*/\1/p'; }
+ledger_delivered() { ledger_lines "$1" | sed -n 's/.*"terminal_told":"\([A-Z_]*\)".*/\1/p'; }
+ledger_terminal() { ledger_lines "$1" | sed -n 's/.*"terminal_id":"\([^"]*\)".*/\1/p'; }
 is_state() { [ "$(ledger_state "$1")" = "$2" ]; }
 is_delivered() { [ "$(ledger_delivered "$1")" = "$2" ]; }
 
@@ -49,7 +49,7 @@ settled() {
     [ "$(wc -l </tmp/.row)" -eq 1 ] || die "$1: $(wc -l </tmp/.row) ledger rows" || return 1
     grep -q ',"state":"SUCCEEDED"' /tmp/.row || die "$1: ledger: $(cat /tmp/.row)" || return 1
     if [ -n "${4:-}" ]; then
-        grep -q "\"terminalId\":\"$4\"" /tmp/.row || die "$1: not recorded for terminal $4: $(cat /tmp/.row)" || return 1
+        grep -q "\"terminal_id\":\"$4\"" /tmp/.row || die "$1: not recorded for terminal $4: $(cat /tmp/.row)" || return 1
     fi
     [ "$(executed "$2")" = 1 ] || die "$1: provider executed $(executed "$2") refunds of $2" || return 1
     heard "$3" "$1" SUCCEEDED || die "$1: the terminal never heard SUCCEEDED" || return 1
@@ -416,7 +416,7 @@ step "both kinds at once on one daemon" both_at_once
 final_books() {
     _rows=$(ledger | wc -l)
     _ok=$(ledger | grep -c '"state":"SUCCEEDED"')
-    _told=$(ledger | grep -c '"deliveredState":"SUCCEEDED"')
+    _told=$(ledger | grep -c '"terminal_told":"SUCCEEDED"')
     [ "$_rows" = "$_ok" ] && [ "$_ok" = "$_told" ] || die "$_rows rows, $_ok SUCCEEDED, $_told told" || return 1
     posbridge queue --config "$CONF" | grep -q 'No unfinished refunds' || die "$(posbridge queue --config "$CONF")" || return 1
     kill -TERM $DAEMON

@@ -1,0 +1,139 @@
+//! One daemon per ledger: an exclusive `flock` on a file beside it
+//! (`ledger.sqlite.lock`), held for the daemon's whole life.
+//!
+//! Two daemons on one ledger would each resume the other's refunds in flight, and
+//! could send them twice. The lock is the kernel's, so it goes with the process however
+//! it ends (a SIGKILL or a power cut included) and a stale lock file never blocks a
+//! start. The file holds the holder's pid, for the refusal and for `doctor`. Operator
+//! commands do not take it: SQLite's own locking lets them work beside the daemon.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+/// The held lock; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct LedgerLock {
+    _file: Flock<File>,
+}
+
+/// The lock file of the ledger at `ledger`.
+pub fn path_for(ledger: &Path) -> PathBuf {
+    let mut name = ledger.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Why the lock cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error(
+        "another posbridge ({}) is running on the ledger {ledger}; stop it first \
+         (systemctl stop posbridge), or give this one a ledger of its own",
+        holder.map(|p| format!("pid {p}")).unwrap_or_else(|| "pid unknown".into())
+    )]
+    Held {
+        /// The ledger.
+        ledger: String,
+        /// The holder's pid, as it wrote it.
+        holder: Option<u32>,
+    },
+    /// The lock file could not be created or locked.
+    #[error("lock file {path}: {reason}")]
+    File {
+        /// The lock file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl LedgerLock {
+    /// Takes the lock for the ledger at `ledger` without waiting, creating the lock
+    /// file (0600; the ledger's directory must exist) and writing this process's pid
+    /// into it.
+    pub fn acquire(ledger: &Path) -> Result<LedgerLock, LockError> {
+        let path = path_for(ledger);
+        let failed = |reason: String| LockError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| failed(format!("cannot open: {e}")))?;
+        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((mut file, Errno::EWOULDBLOCK)) => {
+                return Err(LockError::Held {
+                    ledger: ledger.display().to_string(),
+                    holder: read_pid(&mut file),
+                });
+            }
+            Err((_, errno)) => return Err(failed(format!("cannot lock: {}", errno.desc()))),
+        };
+        let pid = format!("{}\n", std::process::id());
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(pid.as_bytes()))
+            .map_err(|e| failed(format!("cannot write the pid: {e}")))?;
+        Ok(LedgerLock { _file: file })
+    }
+}
+
+/// The pid of the daemon holding the ledger's lock, if one runs; `None` when none
+/// does (or there is no lock file yet). Takes the lock for a moment to find out, so a
+/// daemon starting at that very moment may be refused once; it creates nothing.
+pub fn holder(ledger: &Path) -> Option<Option<u32>> {
+    let file = File::open(path_for(ledger)).ok()?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
+        Err((mut file, Errno::EWOULDBLOCK)) => Some(read_pid(&mut file)),
+        Err(_) => None,
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.take(32).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_holder_at_a_time_named_by_pid_and_free_once_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("ledger.sqlite");
+        assert_eq!(holder(&ledger), None, "no lock file: nobody");
+        let first = LedgerLock::acquire(&ledger).unwrap();
+        assert_eq!(holder(&ledger), Some(Some(std::process::id())));
+        // A second open of the file is another lock, refused as another process's is.
+        match LedgerLock::acquire(&ledger) {
+            Err(LockError::Held {
+                holder,
+                ledger: named,
+            }) => {
+                assert_eq!(holder, Some(std::process::id()));
+                assert_eq!(named, ledger.display().to_string());
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(first);
+        assert_eq!(holder(&ledger), None, "released");
+        let again = LedgerLock::acquire(&ledger).unwrap();
+        drop(again);
+    }
+}
