@@ -32,10 +32,10 @@ use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
 use crate::ledger::Ledger;
-use crate::message::RefundState;
+use crate::message::{DisplayInfo, RefundState};
 use crate::money::{Amount, Currency};
 use crate::sim::chaos::check;
-use crate::sim::chaos::plan::ProviderKind;
+use crate::sim::chaos::plan::{Plan, ProviderKind};
 use crate::sim::chaos::world::TerminalSide;
 use crate::sim::cloud::faults::{Fault, FaultRule, FaultTarget};
 use crate::sim::cloud::ledger::PaymentSeed;
@@ -441,7 +441,7 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
     );
     let (terminal_end, far) = tokio::io::duplex(64 * 1024);
     let line = Line::start(terminal_listener, far);
-    let mut terminal = TerminalSide::start(TERMINAL_ID, terminal_end);
+    let mut terminal = TerminalSide::start(TERMINAL_ID, terminal_end, DisplayInfo::default());
 
     let mut rng = StdRng::seed_from_u64(campaign.seed);
     let mut traffic = Traffic {
@@ -555,13 +555,25 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
 
     let ledger = read_ledger(campaign).await?;
     let terminals = [terminal];
-    if !check::settled(&ledger, &terminals) {
+    if !check::settled(&ledger, &terminals, false) {
         report.violations.push(
             "the ledger is not settled: an acknowledged refund is missing, not final or its final state not delivered"
                 .into(),
         );
     }
-    let findings = check::check(ProviderKind::Antom, &ledger, &sim, &terminals, "");
+    // The checks read the plan only for a refund limit, and the campaign sets none.
+    let plan = Plan {
+        seed: campaign.seed,
+        provider: ProviderKind::Antom,
+        terminals: 1,
+        displays: vec![DisplayInfo::default()],
+        antom_v1: false,
+        notify: false,
+        limit: None,
+        payments: Vec::new(),
+        steps: Vec::new(),
+    };
+    let findings = check::check(ProviderKind::Antom, &plan, &ledger, &sim, &terminals, "");
     report.violations.extend(findings.violations);
     report.by_state = findings.by_state;
     report.executed = findings.executed;
