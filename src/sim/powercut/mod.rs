@@ -101,6 +101,9 @@ pub struct Report {
     pub provider_calls: u64,
     /// Link sessions the terminal had (one per boot that reached the bridge).
     pub sessions: u64,
+    /// How long each boot took from QEMU's start until the bridge spoke to the
+    /// terminal (boots cut before that are not counted).
+    pub up_times: Vec<Duration>,
     /// How long the campaign took.
     pub elapsed: Duration,
     /// Broken promises; empty when it passed.
@@ -132,6 +135,17 @@ impl fmt::Display for Report {
             "  at the cuts: {} refunds not final, {} REFUNDs not yet acknowledged (summed over cuts)",
             self.open_at_cuts, self.unacknowledged_at_cuts
         )?;
+        let mut up: Vec<f64> = self.up_times.iter().map(Duration::as_secs_f64).collect();
+        up.sort_by(f64::total_cmp);
+        if let (Some(first), Some(last), Some(mid)) = (up.first(), up.last(), up.get(up.len() / 2))
+        {
+            writeln!(
+                f,
+                "  {:.1} s per cut; QEMU's start to the bridge's first session: median {mid:.1} s, {first:.1} to {last:.1} s over {} boots",
+                self.elapsed.as_secs_f64() / f64::from(self.cuts.max(1)),
+                up.len()
+            )?;
+        }
         write!(
             f,
             "  refunds {} (+{} repeated): ledger succeeded {}, failed {}, needs attention {}, other {}; provider executed {} of {} calls; {} link sessions",
@@ -169,13 +183,19 @@ fn setup<E: fmt::Display>(what: &str) -> impl FnOnce(E) -> CampaignError + '_ {
 struct Line {
     /// Writes to the current QEMU (none between boots: bytes fall on the floor).
     to_vm: Arc<Mutex<Option<tokio::net::unix::OwnedWriteHalf>>>,
+    /// The task carrying the current QEMU's bytes to the terminal.
+    from_vm: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
+
+/// How long the bytes a dead QEMU left in its socket may take to reach the terminal.
+const DRAIN_WITHIN: Duration = Duration::from_secs(30);
 
 impl Line {
     /// Accepts each QEMU's connection on `listener` and joins it to `far`, the far
     /// end of the terminal's duplex stream.
     fn start(listener: UnixListener, far: tokio::io::DuplexStream) -> Line {
         let to_vm: Arc<Mutex<Option<tokio::net::unix::OwnedWriteHalf>>> = Arc::default();
+        let from_vm: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>> = Arc::default();
         let (mut far_read, far_write) = tokio::io::split(far);
         let far_write = Arc::new(Mutex::new(far_write));
         let writer = to_vm.clone();
@@ -194,12 +214,13 @@ impl Line {
             }
         });
         let slot = to_vm.clone();
+        let reader_slot = from_vm.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (mut read, write) = stream.into_split();
                 *slot.lock().await = Some(write);
                 let far_write = far_write.clone();
-                tokio::spawn(async move {
+                let reader = tokio::spawn(async move {
                     let mut buf = vec![0u8; 4096];
                     while let Ok(n) = read.read(&mut buf).await {
                         if n == 0 {
@@ -216,14 +237,32 @@ impl Line {
                         }
                     }
                 });
+                *reader_slot.lock().await = Some(reader);
             }
         });
-        Line { to_vm }
+        Line { to_vm, from_vm }
     }
 
-    /// The VM is gone: nothing more reaches it.
-    async fn cut(&self) {
+    /// The VM is gone (its process reaped): nothing more reaches it, and what it had
+    /// written before the cut — the bytes still in its socket, like bytes on a cable
+    /// when the power goes — reaches the terminal before anything of the next boot
+    /// can. The next QEMU is started only after this returns, so a frame the terminal
+    /// receives in a later session was sent by a later boot.
+    async fn cut(&self) -> Result<(), CampaignError> {
         *self.to_vm.lock().await = None;
+        let Some(reader) = self.from_vm.lock().await.take() else {
+            return Ok(());
+        };
+        let abort = reader.abort_handle();
+        match tokio::time::timeout(DRAIN_WITHIN, reader).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                abort.abort();
+                Err(CampaignError(format!(
+                    "the terminal's line from the dead VM did not drain within {DRAIN_WITHIN:?}"
+                )))
+            }
+        }
     }
 }
 
@@ -474,6 +513,9 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
         } else {
             let up = bridge_up(&terminal, sessions, campaign.up_within).await;
             boot_time = booted.elapsed();
+            if up {
+                report.up_times.push(boot_time);
+            }
             if !up {
                 report.violations.push(format!(
                     "boot {}: the bridge did not speak to the terminal within {:?}",
@@ -488,7 +530,7 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
         traffic.until(cut_at, &mut terminal, &sim, usd).await;
         let up_at_cut = terminal.terminal.stats().sessions > sessions;
         cut(&mut vm).await;
-        line.cut().await;
+        line.cut().await?;
         report.cuts += 1;
         if !up_at_cut {
             report.cuts_in_boot += 1;
@@ -527,7 +569,10 @@ pub async fn run(campaign: &Campaign) -> Result<Report, CampaignError> {
     let mut vm = boot(campaign).await?;
     report.boots += 1;
     let sessions = terminal.terminal.stats().sessions;
-    if !bridge_up(&terminal, sessions, campaign.up_within).await {
+    let booted = Instant::now();
+    if bridge_up(&terminal, sessions, campaign.up_within).await {
+        report.up_times.push(booted.elapsed());
+    } else {
         report.violations.push(format!(
             "last boot: the bridge did not speak to the terminal within {:?}",
             campaign.up_within

@@ -67,6 +67,8 @@ campaign() {
         -- "$work/boot.sh" >"$work/campaign.out" 2>"$work/campaign.err"
     local rc=$?
     sed 's/^/  /' "$work/campaign.out" >&3
+    echo "  the last boot, as its systemd saw it:" >&3
+    tr -d '\r' <"$disk.report" | sed 's/^/    /' >&3
     [[ $rc -eq 0 ]] || tail -n 20 "$work/campaign.err"
     return $rc
 }

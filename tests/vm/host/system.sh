@@ -53,7 +53,7 @@ qemu_args "$work/disk.img" "$work/payload.img"
 say "disks ready after $((SECONDS - started)) s"
 boot_started=$SECONDS
 set +e
-timeout "${POSBRIDGE_VM_TIMEOUT:-600}" qemu-system-x86_64 "${vm_args[@]}" </dev/null >"$work/qemu.out" 2>&1
+timeout "${POSBRIDGE_VM_TIMEOUT:-900}" qemu-system-x86_64 "${vm_args[@]}" </dev/null >"$work/qemu.out" 2>&1
 qemu_rc=$?
 set -e
 say "guest ran $((SECONDS - boot_started)) s ($accel)"

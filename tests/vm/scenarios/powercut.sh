@@ -63,6 +63,13 @@ UNIT
     systemctl enable posbridge-cloud-tunnel.service >/dev/null 2>&1
     # Nothing on the campaign's boots uses D-Bus: each boot is quicker without it.
     systemctl mask dbus.service dbus.socket >/dev/null 2>&1
+    # The last boot's clean shutdown reports where that boot's time went.
+    mkdir -p /etc/systemd/system/posbridge-vm-control.service.d
+    cat >/etc/systemd/system/posbridge-vm-control.service.d/report.conf <<'UNIT'
+[Service]
+ExecStart=
+ExecStart=/bin/sh -c 'udevadm wait --timeout=120 /dev/virtio-ports/posbridge.control 2>/dev/null || exit 0; head -n 1 /dev/virtio-ports/posbridge.control >/dev/null && { { systemd-analyze time; systemd-analyze critical-chain posbridge.service; systemd-analyze blame | head -n 15; } >/dev/ttyS1 2>&1; systemctl poweroff; }'
+UNIT
     [ "$(systemctl is-enabled posbridge)" = enabled ] || die "posbridge is $(systemctl is-enabled posbridge)" || return 1
     note "posbridge $(dpkg-query -W -f '${Version}' posbridge) installed and enabled; terminal /dev/posterminal-PC-0001 (FTDI 0403:6001 in /etc/udev/rules.d), Antom through the tunnel"
 }

@@ -42,9 +42,9 @@ hang_next_refund() {
 # stay the service's), with the package's configuration and the store's drop-in.
 as_posbridge() { runuser -u posbridge -- "$@"; }
 ledger() { as_posbridge posbridge export --format jsonl; }
-ledger_lines() { ledger | grep "\"originalMerchantRefundId\":\"$1\""; }
+ledger_lines() { ledger | grep "\"original_merchant_refund_id\":\"$1\""; }
 ledger_state() { ledger_lines "$1" | sed -n 's/.*,"state":"\([A-Z_]*\)".*/\1/p'; }
-ledger_delivered() { ledger_lines "$1" | sed -n 's/.*"deliveredState":"\([A-Z_]*\)".*/\1/p'; }
+ledger_delivered() { ledger_lines "$1" | sed -n 's/.*"terminal_told":"\([A-Z_]*\)".*/\1/p'; }
 is_state() { [ "$(ledger_state "$1")" = "$2" ]; }
 is_delivered() { [ "$(ledger_delivered "$1")" = "$2" ]; }
 heard() {
@@ -152,8 +152,9 @@ user_and_files() {
     [ -f /usr/share/doc/posbridge/examples/posbridge.example.toml ] || die "no annotated example in /usr/share/doc" || return 1
     [ "$(systemctl is-enabled posbridge)" = enabled ] || die "is-enabled: $(systemctl is-enabled posbridge)" || return 1
     is_inactive || die "started at install: $(systemctl is-active posbridge)" || return 1
-    [ ! -e /var/lib/posbridge ] || die "/var/lib/posbridge exists before the first start" || return 1
-    note "posbridge.service enabled, not started (udev starts it); no /var/lib/posbridge before its first start"
+    [ "$(mode_of /var/lib/posbridge)" = "posbridge:posbridge 700" ] || die "/var/lib/posbridge is $(mode_of /var/lib/posbridge)" || return 1
+    [ -z "$(ls -A /var/lib/posbridge)" ] || die "/var/lib/posbridge before the first start: $(ls -A /var/lib/posbridge)" || return 1
+    note "posbridge.service enabled, not started (udev starts it); /var/lib/posbridge posbridge:posbridge 0700, empty until its first start"
 }
 step "install: the posbridge user and group, directories and modes" user_and_files
 
@@ -178,8 +179,7 @@ configure() {
     awk '/BEGIN PUBLIC KEY/,/END PUBLIC KEY/' /tmp/provider.toml >/tmp/antom_public_key.pem
     _client=$(sed -n 's/^client_id = "\(.*\)"/\1/p' /tmp/provider.toml)
     # The keys: owned by root, 0600, handed to the service as credentials.
-    install -m 600 /tmp/merchant_private_key.pem /etc/posbridge/keys/merchant_private_key.pem
-    install -m 600 /tmp/antom_public_key.pem /etc/posbridge/keys/antom_public_key.pem
+    (cd /tmp && install -m 600 merchant_private_key.pem antom_public_key.pem /etc/posbridge/keys/)
     mkdir -p /etc/systemd/system/posbridge.service.d
     cp /usr/share/doc/posbridge/examples/posbridge-credentials.conf.example "$CREDS"
     systemctl daemon-reload
@@ -210,7 +210,8 @@ max_poll_ms = 1000
 [shutdown]
 grace_ms = 8000
 EOF
-    install -m 640 -g posbridge /tmp/50-store.toml "$DROPIN"
+    (cd /tmp && install -m 640 -g posbridge 50-store.toml /etc/posbridge/posbridge.toml.d/)
+    [ -f "$DROPIN" ] || return 1
     as_service posbridge check-config >/tmp/check.out 2>&1 || die "check-config exit $?: $(cat /tmp/check.out)" || return 1
     note "keys root 0600 in /etc/posbridge/keys, credentials.conf from the example, $DROPIN (root:posbridge 0640)"
     note "check-config as the service: $(head -n1 /tmp/check.out)"
