@@ -8,7 +8,7 @@ mod vm_rig;
 
 #[test]
 fn a_short_power_cut_campaign() {
-    let cuts = std::env::var("POWERCUT_CUTS").unwrap_or_else(|_| "3".into());
+    let cuts = std::env::var("POWERCUT_CUTS").unwrap_or_else(|_| "2".into());
     let seed = std::env::var("POWERCUT_SEED").unwrap_or_else(|_| "1".into());
     vm_rig::run(&["powercut", "--cuts", &cuts, "--seed", &seed]);
 }
