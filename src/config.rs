@@ -1,5 +1,6 @@
 //! The daemon's configuration: one TOML file (`/etc/posbridge/posbridge.toml` unless
-//! `--config` says otherwise), documented key by key in `config/posbridge.example.toml`.
+//! `--config` says otherwise) and the drop-ins in `posbridge.toml.d/` beside it
+//! ([`dropin`]), documented key by key in `config/posbridge.example.toml`.
 //!
 //! Errors name the file, the line and the key, and say what was expected. They never
 //! quote a line's value, because it might be a secret.
@@ -17,6 +18,8 @@ use crate::bridge::texts::{Language, MessageOverrides};
 use crate::credentials::{CredentialLookup, FoundKey};
 use crate::provider::ProviderConfig;
 use crate::transport::{DEFAULT_BAUD, TransportConfig, UsbConfig, parse_vid_pid};
+
+pub mod dropin;
 
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/posbridge/posbridge.toml";
@@ -233,26 +236,21 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// Reads and checks the file, as the daemon does: a relative key file names a
+    /// Reads and checks the file and its drop-ins, as the daemon does: a relative key file names a
     /// systemd credential in `$CREDENTIALS_DIRECTORY` when the service has one, and
     /// otherwise a file beside the configuration.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Config::load_with(path, &CredentialLookup::service()).map(|(config, _)| config)
     }
 
-    /// Reads and checks the file, finding relative key files with `lookup`; says
+    /// Reads and checks the file and its drop-ins, finding relative key files with
+    /// `lookup`; says
     /// where each was found (or that it was not).
     pub fn load_with(
         path: &Path,
         lookup: &CredentialLookup,
     ) -> Result<(Config, Vec<FoundKey>), ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: None,
-            message: format!("cannot read: {e}"),
-        })?;
-        let mut config = Config::parse(&text, &file)?;
+        let mut config = dropin::Sources::read(path)?.parse()?;
         let found = resolve_key_files(&mut config.provider, config.fleet.as_mut(), path, lookup);
         Ok((config, found))
     }

@@ -424,3 +424,68 @@ async fn a_failed_write_ends_the_stream_and_the_link_reconnects() {
     };
     assert_eq!(peer.next().await.kind, Kind::RESET);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_late_ack_of_the_last_data_frame_does_not_open_the_next_session() {
+    // Found by the power-cut campaign: a bridge slow to record a REFUND acknowledged it
+    // after the terminal had given up on it and said HELLO again. That HELLO carried the
+    // REFUND's own seq, so the late ACK opened the terminal's session while the bridge
+    // was still in the old one, and the bridge's next frame (seq 3 of the old session)
+    // was delivered where a new session's seq 0 was due.
+    let (link, mut events, mut peer) = start(terminal_role());
+    let hello = peer.next().await;
+    peer.send(Frame::control(Kind::ACK, hello.seq)).await;
+    assert!(matches!(
+        event(&mut events).await,
+        LinkEvent::Up { session: 1 }
+    ));
+    let sender = link.clone();
+    let sent =
+        tokio::spawn(async move { sender.send(Kind::REFUND, Bytes::from_static(b"{}")).await });
+    let refund = peer.next().await;
+    assert_eq!(refund.seq, hello.seq.wrapping_add(1));
+    for _ in 0..3 {
+        assert_eq!(peer.next().await, refund, "retransmission");
+    }
+    assert_eq!(
+        sent.await.unwrap(),
+        Err(SendError::Unconfirmed(DownReason::NoAck))
+    );
+    assert!(matches!(
+        event(&mut events).await,
+        LinkEvent::Down {
+            session: 1,
+            reason: DownReason::NoAck
+        }
+    ));
+    let again = peer.next().await;
+    assert_eq!(again.kind, Kind::HELLO);
+    assert_ne!(
+        again.seq, refund.seq,
+        "a HELLO must not reuse the seq of a frame whose ACK may still come"
+    );
+    // The bridge, still in the old session, acknowledges the REFUND at last and sends
+    // its next frame of that session.
+    peer.send(Frame::control(Kind::ACK, refund.seq)).await;
+    peer.send(Frame::data(Kind::REFUND_UPDATE, 3, "{}")).await;
+    assert_eq!(peer.within(Duration::from_millis(100)).await, None);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), events.recv())
+            .await
+            .is_err(),
+        "nothing of the old session is delivered, no session opens"
+    );
+    // Then it sees the HELLO and answers it: the new session starts at seq 0.
+    let latest = peer.next().await;
+    assert_eq!(latest.kind, Kind::HELLO);
+    peer.send(Frame::control(Kind::ACK, latest.seq)).await;
+    assert!(matches!(
+        event(&mut events).await,
+        LinkEvent::Up { session: 2 }
+    ));
+    peer.send(Frame::data(Kind::REFUND_UPDATE, 0, "{}")).await;
+    let LinkEvent::Data(first) = event(&mut events).await else {
+        panic!("the new session's first frame was not delivered")
+    };
+    assert_eq!((first.session, first.seq), (2, 0));
+}

@@ -97,8 +97,9 @@ struct State {
     ping_seq: u8,
     /// When a terminal will try HELLO again.
     hello_due: Option<Instant>,
-    /// The `seq` of the terminal's latest HELLO transmission; each one takes the next.
-    hello_seq: u8,
+    /// The `seq` of the terminal's latest frame of its own counter (a HELLO or a data
+    /// frame); its next HELLO takes the one after it.
+    last_own_seq: u8,
 }
 
 impl State {
@@ -126,7 +127,7 @@ impl State {
             missed_pings: 0,
             ping_seq: 0,
             hello_due: None,
-            hello_seq: 0,
+            last_own_seq: 0,
         }
     }
 
@@ -267,6 +268,7 @@ impl State {
     }
 
     fn send_new(&mut self, frame: Frame, done: Option<oneshot::Sender<Result<(), SendError>>>) {
+        self.last_own_seq = frame.seq;
         let deadline = Instant::now() + self.config.ack_timeout(frame.payload.len());
         self.transmit(frame.clone());
         self.outstanding = Some(Outstanding {
@@ -292,15 +294,17 @@ impl State {
     /// new `seq` so that only the ACK of the latest one opens the session, and each one
     /// forgets what was received before: the bridge restarts its numbering on every
     /// HELLO, and until the ACK arrives anything received may be from an old session.
+    /// Its `seq` follows the last data frame's too: a bridge slow to take that frame
+    /// may still acknowledge it, and that ACK must not pass for the HELLO's.
     fn next_hello(&mut self) -> Frame {
-        self.hello_seq = self.hello_seq.wrapping_add(1);
+        self.last_own_seq = self.last_own_seq.wrapping_add(1);
         self.last_delivered = None;
         self.pending_ack = None;
         let payload = match &self.config.role {
             Role::Terminal { hello } => hello.clone(),
             Role::Bridge => bytes::Bytes::new(),
         };
-        Frame::data(Kind::HELLO, self.hello_seq, payload)
+        Frame::data(Kind::HELLO, self.last_own_seq, payload)
     }
 
     fn fail_outstanding(&mut self, reason: DownReason) {

@@ -9,5 +9,6 @@ pub mod gadget;
 pub mod line;
 pub mod link_test;
 pub mod postgres;
+pub mod powercut;
 pub mod screen;
 pub mod terminal;
