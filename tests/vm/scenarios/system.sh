@@ -257,6 +257,22 @@ refunds() {
 }
 step "refunds from the ACM and the vendor-bulk terminal succeed" refunds
 
+# journald files each line at the priority its `<N>` prefix gives (JOURNAL_STREAM is
+# set for the service): `journalctl -p warning` shows the warnings and no INFO line.
+journal_priorities() {
+    _s0=$(date +%s)
+    sim_post faults '{"fault":{"kind":"drop_connection"},"target":"antom_refund","times":1}' >/dev/null
+    term "$GS1" /tmp/j1.term --terminal-id FRONT --refund PAY-30 --amount 200 --currency USD --id J-1 || die "term exit $?" || return 1
+    settled J-1 PAY-30 /tmp/j1.term || return 1
+    journalctl -u posbridge --no-pager -o cat -p warning --since "@$_s0" >/tmp/j.warn
+    journalctl -u posbridge --no-pager -o cat --since "@$_s0" >/tmp/j.all
+    grep -q "cloud cannot be used" /tmp/j.warn || die "the dropped call's warning is not at -p warning: $(tail -n 5 /tmp/j.all)" || return 1
+    grep -q "refund state changed" /tmp/j.all || die "no INFO line at all: $(tail -n 5 /tmp/j.all)" || return 1
+    ! grep "refund state changed" /tmp/j.warn | grep -qv "a person must settle" || die "an INFO line at -p warning: $(grep -m1 'refund state changed' /tmp/j.warn)" || return 1
+    note "journalctl -p warning: $(wc -l </tmp/j.warn) of $(wc -l </tmp/j.all) lines since the step began, e.g. $(head -n 1 /tmp/j.warn | cut -c1-100)"
+}
+step "journalctl -p warning shows the warnings and no INFO line" journal_priorities
+
 stop_promptly() {
     _s0=$(date +%s%N)
     systemctl stop posbridge || die "stop exit $?" || return 1
