@@ -229,15 +229,7 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         display,
         ..TerminalIdentity::default()
     };
-    let (terminal, events) = Terminal::start(
-        &identity,
-        Some(DEFAULT_BAUD),
-        None,
-        Reopen::new(
-            TransportConfig::serial(&terminal_end.path),
-            Duration::from_millis(100),
-        ),
-    );
+    let (terminal, events) = demo_terminal(&identity, &terminal_end.path);
     let texts = args.language.unwrap_or(Language::En);
     out.line(&format!(
         "• terminal emulator DEMO-1 (20×4 display, cashier texts in {} ({texts}))\n",
@@ -300,6 +292,19 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
 
 /// A virtual serial cable: two pseudo-terminals joined back to back by relays; the
 /// bridge opens the first's path, the terminal emulator the second's.
+/// The terminal emulator at the far end of a virtual cable, as the demos run it.
+pub(super) fn demo_terminal(
+    identity: &TerminalIdentity,
+    path: &std::path::Path,
+) -> (Terminal, mpsc::Receiver<TerminalEvent>) {
+    Terminal::start(
+        identity,
+        Some(DEFAULT_BAUD),
+        None,
+        Reopen::new(TransportConfig::serial(path), Duration::from_millis(100)),
+    )
+}
+
 pub(super) fn virtual_cable() -> Result<(PtyLink, PtyLink), String> {
     let mut bridge_end = open_pty().map_err(|e| format!("cannot create a pseudo-terminal: {e}"))?;
     let mut terminal_end =

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::demo::{daemon_config, tempfile_dir, virtual_cable};
+use super::demo::{daemon_config, demo_terminal, tempfile_dir, virtual_cable};
 use crate::daemon::run::Daemon;
 use crate::fleet::batch;
 use crate::fleet::store::{self, Database, Question};
@@ -21,7 +21,7 @@ use crate::money::{Amount, Currency};
 use crate::sim::cloud::{CloudSim, demo};
 use crate::sim::postgres::PgCluster;
 use crate::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
-use crate::transport::{DEFAULT_BAUD, PtyLink, Reopen, TransportConfig};
+use crate::transport::PtyLink;
 
 /// How long the demo waits for any one step.
 const STEP: Duration = Duration::from_secs(30);
@@ -91,15 +91,7 @@ pub async fn run() -> Result<(), String> {
             terminal_id: terminal_id.into(),
             ..TerminalIdentity::default()
         };
-        let (terminal, events) = Terminal::start(
-            &identity,
-            Some(DEFAULT_BAUD),
-            None,
-            Reopen::new(
-                TransportConfig::serial(&terminal_end.path),
-                Duration::from_millis(100),
-            ),
-        );
+        let (terminal, events) = demo_terminal(&identity, &terminal_end.path);
         println!("• box {box_id}: a bridge with its own ledger, terminal {terminal_id}");
         stores.push(Store {
             box_id,
