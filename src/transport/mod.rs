@@ -160,13 +160,33 @@ impl OpenError {
 pub async fn open(config: &TransportConfig) -> Result<BoxIo, OpenError> {
     match config {
         TransportConfig::Serial { path, baud } => {
-            let stream = open_serial(path, *baud)?;
+            let (path, baud) = (path.clone(), *baud);
+            let what = path.display().to_string();
+            let stream = off_the_runtime(what, move || open_serial(&path, baud)).await?;
             Ok(Box::new(stream))
         }
         TransportConfig::Usb(usb) => {
-            let stream = usb::open_usb(usb).await?;
+            let config = usb.clone();
+            let stream = off_the_runtime(usb.to_string(), move || usb::open_usb(&config)).await?;
             Ok(Box::new(stream))
         }
+    }
+}
+
+/// Runs a device open on tokio's blocking pool. Opening waits in the kernel: a
+/// CDC-ACM line's termios change is a USB control request, and reading a USB device's
+/// sysfs attributes takes the device's lock, held while the kernel enumerates it. On a
+/// runtime worker such a wait stalls every task scheduled there, the watchdog's included.
+async fn off_the_runtime<T: Send + 'static>(
+    what: String,
+    open: impl FnOnce() -> Result<T, OpenError> + Send + 'static,
+) -> Result<T, OpenError> {
+    match tokio::task::spawn_blocking(open).await {
+        Ok(opened) => opened,
+        Err(e) => Err(OpenError::Other {
+            what,
+            source: std::io::Error::other(format!("the open did not finish: {e}")),
+        }),
     }
 }
 

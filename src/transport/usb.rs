@@ -12,6 +12,7 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
+use nusb::MaybeFuture;
 use nusb::descriptors::TransferType;
 use nusb::transfer::{Bulk, In, Out};
 
@@ -288,11 +289,12 @@ pub fn bound_driver(sysfs: &Path, interface: u8) -> Option<String> {
         .and_then(|driver| Some(driver.file_name()?.to_str()?.to_owned()))
 }
 
-/// Opens the configured device's bulk endpoint pair as a byte stream.
-pub async fn open_usb(config: &UsbConfig) -> Result<UsbStream, OpenError> {
+/// Opens the configured device's bulk endpoint pair as a byte stream. It blocks (sysfs
+/// reads, usbfs ioctls): call it from a blocking thread.
+pub fn open_usb(config: &UsbConfig) -> Result<UsbStream, OpenError> {
     let what = config.to_string();
     let infos: Vec<nusb::DeviceInfo> = nusb::list_devices()
-        .await
+        .wait()
         .map_err(|e| usb_error(&what, "listing devices", e))?
         .collect();
     let summaries: Vec<UsbDeviceSummary> = infos
@@ -309,7 +311,7 @@ pub async fn open_usb(config: &UsbConfig) -> Result<UsbStream, OpenError> {
     };
     let device = info
         .open()
-        .await
+        .wait()
         .map_err(|e| usb_error(&what, "opening", e))?;
     let interfaces: Vec<InterfaceSummary> = match device.active_configuration() {
         Ok(configuration) => configuration
@@ -344,7 +346,7 @@ pub async fn open_usb(config: &UsbConfig) -> Result<UsbStream, OpenError> {
             tracing::info!(device = %what, driver = %driver, "detaching the kernel driver bound to the terminal's interface");
             device
                 .detach_and_claim_interface(config.interface)
-                .await
+                .wait()
                 .map_err(|e| {
                     usb_error(
                         &what,
@@ -355,7 +357,7 @@ pub async fn open_usb(config: &UsbConfig) -> Result<UsbStream, OpenError> {
         }
         _ => device
             .claim_interface(config.interface)
-            .await
+            .wait()
             .map_err(|e| usb_error(&what, "claiming the interface", e))?,
     };
     let ep_in = interface

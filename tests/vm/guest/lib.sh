@@ -96,3 +96,13 @@ tty_of() {
     done
     return 1
 }
+
+# threads_of PID: each thread of PID with its state and where in the kernel it waits
+# (wchan and the kernel stack), to tell a daemon stuck in a system call from one that
+# fails a check.
+threads_of() {
+    for _t in /proc/"$1"/task/*; do
+        echo "thread $(cat "$_t/comm" 2>/dev/null) $(sed -n 's/^State:\t*//p' "$_t/status" 2>/dev/null) wchan=$(cat "$_t/wchan" 2>/dev/null)"
+        head -n 8 "$_t/stack" 2>/dev/null | sed 's/^/    /'
+    done
+}

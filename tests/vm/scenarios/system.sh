@@ -232,7 +232,8 @@ plugged_in_started() {
     echo "$_wanted" | grep -q '\.device' || die "WantedBy: $_wanted" || return 1
     note "posbridge.service started by udev (SYSTEMD_WANTS), wanted by $_wanted, active in $(($(date +%s) - _s0)) s"
     plug vb1 dummy_udc.1
-    wait_for 30 lines_open "$_s0" 2 || die "$(journalctl -u posbridge --no-pager -o cat | tail -n 20)" || return 1
+    wait_for 30 lines_open "$_s0" 2 || die "$(journalctl -u posbridge --no-pager -o cat | tail -n 20)
+$(threads_of "$(main_pid)")" || return 1
     [ "$(unit Type)" = notify ] && [ "$(unit SubState)" = running ] || die "$(unit Type) $(unit SubState)" || return 1
     note "READY: Type=notify, active (running), status \"$(unit StatusText)\"; both lines open (ACM and vendor bulk)"
     [ "$(mode_of /var/lib/posbridge)" = "posbridge:posbridge 700" ] || die "/var/lib/posbridge is $(mode_of /var/lib/posbridge)" || return 1
