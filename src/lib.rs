@@ -9,6 +9,7 @@
 //!   retransmission, HELLO and PING/PONG liveness.
 //! - [`money`]: integer amounts and currency codes, shared by every layer.
 //! - [`bounds`]: the ranges numeric settings must fall in, shared likewise.
+//! - [`state`]: where a refund stands, shared by the ledger and the messages.
 //! - [`throttle`]: warnings outsiders can provoke, logged a few per interval.
 //! - [`text`]: text from outside made safe to keep, show and print, shared likewise.
 //! - [`message`]: the typed JSON messages carried by data frames, and their validation.
@@ -42,6 +43,7 @@ pub mod money;
 pub mod provider;
 pub mod reconcile;
 pub mod sim;
+pub mod state;
 pub mod text;
 pub mod throttle;
 pub mod transport;

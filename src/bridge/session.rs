@@ -24,8 +24,7 @@ use crate::link::{
 use crate::message::{
     Direction, ErrorCode, ErrorMessage, Hello, Message, Refund, RefundUpdate, StatusReport, Welcome,
 };
-use crate::message::{Invalid, limits};
-use crate::sim::link_test::now_rfc3339;
+use crate::message::{Invalid, limits, now_rfc3339};
 use crate::text;
 use crate::wire::Kind;
 use bytes::Bytes;

@@ -130,18 +130,7 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Run { config } => match crate::daemon::run::run(&config).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("posbridge: {e}");
-                    tracing::error!("{e}");
-                    if e.ledger_held {
-                        exit::Status::WrongState.into()
-                    } else {
-                        exit::Status::Config.into()
-                    }
-                }
-            },
+            Command::Run { config } => run_daemon(&config).await,
             Command::CheckConfig { config, json } => check_config(&config, json),
             Command::Doctor(args) => doctor::run(args).await,
             Command::Queue(args) => ops::queue(args),
@@ -275,9 +264,32 @@ pub(crate) fn init_logging(default_level: &str) {
     log::init(default_level, log::LogFormat::Text);
 }
 
-/// Starts the daemon's logging as its configuration says.
-pub(crate) fn init_daemon_logging(level: &str, format: crate::config::LogFormat) {
-    log::init(level, format);
+/// `posbridge run`: loads the configuration, starts logging as it says, and runs the
+/// daemon until SIGTERM or Ctrl-C.
+async fn run_daemon(path: &std::path::Path) -> ExitCode {
+    let config = match crate::config::Config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("posbridge: {e}");
+            return exit::Status::Config.into();
+        }
+    };
+    log::init(
+        config.log.level.as_deref().unwrap_or("info"),
+        config.log.format,
+    );
+    match crate::daemon::run::run(&config, stop_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("posbridge: {e}");
+            tracing::error!("{e}");
+            if e.ledger_held {
+                exit::Status::WrongState.into()
+            } else {
+                exit::Status::Config.into()
+            }
+        }
+    }
 }
 
 /// `posbridge --config FILE COMMAND ...` as `posbridge COMMAND --config FILE ...`:

@@ -1,6 +1,5 @@
 //! `posbridge run`: the service's main loop.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -222,13 +221,9 @@ async fn start_fleet(
     }
 }
 
-/// Runs the daemon from the configuration at `path` until SIGTERM or Ctrl-C.
-pub async fn run(path: &Path) -> Result<(), StartError> {
-    let config = Config::load(path).map_err(StartError::from)?;
-    crate::cli::init_daemon_logging(
-        config.log.level.as_deref().unwrap_or("info"),
-        config.log.format,
-    );
+/// Runs the daemon with `config` until `shutdown` completes (the binary passes
+/// SIGTERM or Ctrl-C), then stops it as `[shutdown]` says.
+pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let base_url = config.provider.base_url();
     if crate::provider::settings::is_plain_http_loopback(base_url) {
         tracing::warn!(
@@ -238,7 +233,7 @@ pub async fn run(path: &Path) -> Result<(), StartError> {
              on this machine; a real provider needs https://"
         );
     }
-    let daemon = Daemon::start(&config).await?;
+    let daemon = Daemon::start(config).await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         terminals = config.terminals.len(),
@@ -251,9 +246,9 @@ pub async fn run(path: &Path) -> Result<(), StartError> {
         config.terminals.len(),
         config.provider.name()
     ));
-    let watchdog = systemd::watchdog_interval()
-        .map(|every| tokio::spawn(feed_watchdog(daemon.bridge.clone(), every)));
-    crate::cli::stop_signal().await;
+    let watchdog = systemd::watchdog_timeout()
+        .map(|timeout| tokio::spawn(feed_watchdog(daemon.bridge.clone(), timeout)));
+    shutdown.await;
     tracing::info!("stopping");
     systemd::stopping();
     if let Some(w) = watchdog {
@@ -279,11 +274,15 @@ pub async fn run(path: &Path) -> Result<(), StartError> {
 }
 
 /// Pets systemd's watchdog only while the bridge really works: each time, the
-/// ledger must answer a query within the period, which also proves the runtime is
-/// scheduling tasks. A stuck ledger (full disk, hung I/O) lets the watchdog fire.
-async fn feed_watchdog(bridge: Bridge, every: Duration) {
+/// ledger must answer a query, which also proves the runtime is scheduling tasks. A
+/// stuck ledger (full disk, hung I/O) or a stalled runtime lets the watchdog fire.
+async fn feed_watchdog(bridge: Bridge, timeout: Duration) {
+    let (every, deadline) = watchdog_schedule(timeout);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let alive = tokio::time::timeout(every, bridge.ledger().call(|l| l.counts())).await;
+        ticks.tick().await;
+        let alive = tokio::time::timeout(deadline, bridge.ledger().call(|l| l.counts())).await;
         match alive {
             Ok(Ok(counts)) => {
                 systemd::watchdog();
@@ -301,8 +300,37 @@ async fn feed_watchdog(bridge: Bridge, every: Duration) {
                 ));
             }
             Ok(Err(e)) => tracing::error!("watchdog: the ledger fails: {e}"),
-            Err(_) => tracing::error!("watchdog: the ledger did not answer within {every:?}"),
+            Err(_) => tracing::error!("watchdog: the ledger did not answer within {deadline:?}"),
         }
-        tokio::time::sleep(every).await;
+    }
+}
+
+/// How often to check and pet the watchdog, and how long the ledger may take to
+/// answer, for a watchdog `timeout`. Pets start on a fixed beat and each check ends
+/// before the next beat, so a slow but healthy ledger keeps pets at most half the
+/// timeout apart; one that stops answering lets the watchdog fire one timeout after
+/// its last answer.
+fn watchdog_schedule(timeout: Duration) -> (Duration, Duration) {
+    let every = (timeout / 4).max(Duration::from_millis(1));
+    (every, every)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_ledger_still_keeps_pets_within_half_the_watchdog_timeout() {
+        for secs in [1, 4, 30, 300] {
+            let timeout = Duration::from_secs(secs);
+            let (every, deadline) = watchdog_schedule(timeout);
+            // The longest gap between pets: a check answered just before its deadline,
+            // then the next beat's check answered just before its own.
+            assert!(
+                every + deadline <= timeout / 2,
+                "{timeout:?}: {every:?} + {deadline:?}"
+            );
+            assert!(!every.is_zero() && !deadline.is_zero());
+        }
     }
 }

@@ -36,9 +36,9 @@ pub fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
 
-/// How often to pet the watchdog (half its timeout), if systemd set one for us.
-pub fn watchdog_interval() -> Option<Duration> {
-    sd_notify::watchdog_enabled().map(|timeout| timeout / 2)
+/// The watchdog's timeout (`WatchdogSec=`), if systemd set one for us.
+pub fn watchdog_timeout() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
 }
 
 /// Where systemd put a credential (`LoadCredential=NAME:PATH`), if it did.

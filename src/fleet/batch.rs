@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::ledger::OutboxEntry;
-use crate::message::RefundState;
+use crate::state::RefundState;
 
 /// The header naming the box (the body says it too; both must agree).
 pub const BOX_HEADER: &str = "posbridge-box";

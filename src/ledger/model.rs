@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::message::RefundState;
 use crate::money::Amount;
+use crate::state::RefundState;
 
 /// Where one attempt (one `refundRequestId`) stands with the provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -268,8 +268,8 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use crate::ledger::{AcceptPolicy, Acceptance, Change, Ledger, NewRefund};
-    use crate::message::RefundState;
     use crate::money::{Amount, Currency};
+    use crate::state::RefundState;
 
     fn accept(ledger: &mut Ledger, id: &str, now: i64) -> i64 {
         let new = NewRefund {

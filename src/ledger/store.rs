@@ -15,8 +15,8 @@ use super::model::{
     RefundRecord, Settlement, TransitionRecord, parse_state,
 };
 use super::{LedgerError, schema};
-use crate::message::RefundState;
 use crate::money::{Amount, Currency};
+use crate::state::RefundState;
 
 /// States in which the bridge still owes a refund something; a later refund of the
 /// same payment waits for it.

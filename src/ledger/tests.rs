@@ -3,8 +3,8 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::message::RefundState;
 use crate::money::{Amount, Currency};
+use crate::state::RefundState;
 
 fn usd(value: i64) -> Amount {
     Amount::new(value, Currency::parse("USD").unwrap()).unwrap()

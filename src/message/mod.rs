@@ -15,7 +15,7 @@ use bytes::Bytes;
 pub use display::{Fitted, Screen, cluster_width, fit, fit_lines, is_hidden, text_width};
 pub use types::{
     Display, DisplayCharset, DisplayInfo, ErrorMessage, Hello, Inquiry, Refund, RefundState,
-    RefundUpdate, Status, StatusReport, Tone, Welcome, limits,
+    RefundUpdate, Status, StatusReport, Tone, Welcome, limits, now_rfc3339,
 };
 pub use validate::{ErrorCode, Invalid};
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::display::Screen;
 use super::validate::{Charset, ErrorCode, Fields, Invalid};
 use crate::money::Amount;
+pub use crate::state::RefundState;
 
 /// Limits of the specification (SPEC §6), in characters unless said otherwise.
 pub mod limits {
@@ -237,85 +238,6 @@ impl Refund {
     }
 }
 
-/// Where a refund stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RefundState {
-    /// Durably recorded, being sent to the cloud.
-    Accepted,
-    /// Recorded; the cloud is unreachable and it will be sent when it returns.
-    Queued,
-    /// The cloud accepted it; the final result is pending.
-    Processing,
-    /// The provider accepted it and finishes it later, and cannot be asked about it:
-    /// reconciliation against the provider's report settles it. The terminal hears
-    /// `PROCESSING` (see [`RefundState::on_the_wire`]).
-    ProviderPending,
-    /// Refunded.
-    Succeeded,
-    /// Refused by the provider; `resultCode` says why.
-    Failed,
-    /// The outcome cannot be known automatically; a person must look.
-    NeedsAttention,
-}
-
-impl RefundState {
-    /// Every state, in life-cycle order.
-    pub const ALL: [RefundState; 7] = [
-        RefundState::Accepted,
-        RefundState::Queued,
-        RefundState::Processing,
-        RefundState::ProviderPending,
-        RefundState::Succeeded,
-        RefundState::Failed,
-        RefundState::NeedsAttention,
-    ];
-
-    /// The state's name, as the ledger and the wire spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefundState::Accepted => "ACCEPTED",
-            RefundState::Queued => "QUEUED",
-            RefundState::Processing => "PROCESSING",
-            RefundState::ProviderPending => "PROVIDER_PENDING",
-            RefundState::Succeeded => "SUCCEEDED",
-            RefundState::Failed => "FAILED",
-            RefundState::NeedsAttention => "NEEDS_ATTENTION",
-        }
-    }
-
-    /// The state a terminal is told: link protocol v1 knows six states, and a refund
-    /// the provider finishes later is, for the terminal, `PROCESSING` ("the provider
-    /// accepted it; the result is pending").
-    pub fn on_the_wire(self) -> RefundState {
-        match self {
-            RefundState::ProviderPending => RefundState::Processing,
-            other => other,
-        }
-    }
-
-    /// Whether the terminal is told this state again after every reconnect until it
-    /// acknowledges it: the final states, and a refund the provider finishes later,
-    /// which may rest there for days.
-    pub fn told_until_acknowledged(self) -> bool {
-        self.is_final() || self == RefundState::ProviderPending
-    }
-
-    /// Whether the state is final for the terminal.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            RefundState::Succeeded | RefundState::Failed | RefundState::NeedsAttention
-        )
-    }
-}
-
-impl std::fmt::Display for RefundState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// REFUND_UPDATE (0x21, bridge → terminal): a refund's state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -493,4 +415,12 @@ impl ErrorMessage {
             reference: f.opt_text("ref", limits::REFUND_ID, Charset::Id)?,
         })
     }
+}
+
+/// The current time as RFC 3339 in UTC, to the second: a WELCOME's `time`.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| jiff::Timestamp::now().to_string())
 }

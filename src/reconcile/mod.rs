@@ -23,8 +23,8 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::ledger::{Ledger, LedgerError, RefundRecord, Settlement};
-use crate::message::RefundState;
 use crate::money::Amount;
+use crate::state::RefundState;
 use report::{Report, ReportRefund, RowStatus};
 
 /// Reports write times to the second: a refund accepted in the same second as its

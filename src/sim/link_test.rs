@@ -13,7 +13,7 @@ use crate::link::{
 };
 use crate::message::{
     Direction, Display, ErrorCode, ErrorMessage, Message, RefundState, RefundUpdate, Screen,
-    StatusReport, Tone, Welcome, fit_lines,
+    StatusReport, Tone, Welcome, fit_lines, now_rfc3339,
 };
 
 /// The result code of every REFUND_UPDATE the responder sends.
@@ -183,12 +183,4 @@ fn screen(paragraphs: &[&str], tone: Tone, size: Screen) -> Message {
         lines: fit_lines(paragraphs, size),
         tone,
     })
-}
-
-/// The current time as RFC 3339 in UTC, to the second.
-pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| jiff::Timestamp::now().to_string())
 }
