@@ -11,6 +11,7 @@
 //! - [`bounds`]: the ranges numeric settings must fall in, shared likewise.
 //! - [`state`]: where a refund stands, shared by the ledger and the messages.
 //! - [`throttle`]: warnings outsiders can provoke, logged a few per interval.
+//! - [`locks`]: a poisoned lock stops the process instead of being skipped.
 //! - [`text`]: text from outside made safe to keep, show and print, shared likewise.
 //! - [`message`]: the typed JSON messages carried by data frames, and their validation.
 //! - [`transport`]: serial devices, USB bulk endpoints and pseudo-terminals, reopened
@@ -38,6 +39,7 @@ pub mod daemon;
 pub mod fleet;
 pub mod ledger;
 pub mod link;
+pub mod locks;
 pub mod message;
 pub mod money;
 pub mod provider;

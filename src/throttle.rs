@@ -44,7 +44,7 @@ impl Throttle {
     }
 
     fn admit_at(&self, now: Instant) -> Option<u64> {
-        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let mut window = crate::locks::lock(&self.window);
         if now.saturating_duration_since(window.started) >= self.every {
             window.started = now;
             window.admitted = 0;

@@ -11,6 +11,7 @@ use quote::ToTokens;
 /// The layers, lowest first. A module may use the modules of the layers below its
 /// own, never its own layer's others nor any above (README, "Architecture").
 const LAYERS: &[&[&str]] = &[
+    &["locks"],
     &[
         "wire",
         "money",

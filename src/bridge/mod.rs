@@ -3,6 +3,9 @@
 //!
 //! - [`session`]: one task per terminal line: HELLO/WELCOME, REFUND recorded in the
 //!   ledger before its ACK goes, INQUIRY and STATUS answered from the ledger.
+//! - [`line`]: each line's owner, the one way back to its terminal: what to send,
+//!   and what the terminal acknowledged.
+//! - [`routes`]: which line each connected terminal is on.
 //! - [`worker`]: the scheduler that sends due refunds (one per payment at a time, in
 //!   the order they came), polls refunds in progress, and drains the queue when the
 //!   cloud comes back.
@@ -15,31 +18,33 @@
 //! until the terminal acknowledges them.
 
 pub mod limits;
+mod line;
 pub mod policy;
+mod routes;
 mod session;
 pub use session::new_refund_request_id;
 pub mod texts;
 mod worker;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::ledger::{LedgerHandle, RefundRecord};
 use crate::link::{Connector, Tracer};
-use crate::message::Message;
+use crate::locks::lock;
 use crate::provider::antom::notify::NotifyDelivery;
 use crate::provider::{Outcome, Provider};
 
 use limits::Limits;
 use policy::{ProviderTraits, RetrySettings};
-use texts::{Audience, Catalogue, Language, MessageOverrides};
+use texts::{Catalogue, Language, MessageOverrides};
 
 /// The bridge's behaviour settings from the configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -88,33 +93,6 @@ impl CloudStatus {
             None => false,
         }
     }
-}
-
-/// What goes to a terminal, in order, for the session it was meant for: anything
-/// left over when that session ends is dropped (final states are offered again from
-/// the ledger in the next one).
-#[derive(Debug)]
-struct Outgoing {
-    session: u64,
-    what: Out,
-}
-
-#[derive(Debug)]
-enum Out {
-    /// A message, best effort (WELCOME, ERROR, STATUS_REPORT, DISPLAY...).
-    Message(Message),
-    /// A refund's state, with the DISPLAY that goes with it; final states are marked
-    /// delivered in the ledger once acknowledged.
-    Update(Box<RefundRecord>, Message),
-}
-
-/// A terminal's session as the rest of the bridge sees it.
-struct SessionEntry {
-    session: u64,
-    out: mpsc::UnboundedSender<Outgoing>,
-    audience: Audience,
-    /// Refunds whose final state is on its way, so sweeps do not send it twice.
-    pending_finals: Arc<Mutex<HashSet<i64>>>,
 }
 
 /// Latencies in microseconds, in buckets of about 2 % width: enough for percentiles
@@ -242,9 +220,7 @@ impl BridgeStats {
             }
             _ => String::new(),
         };
-        let Ok(mut outcomes) = self.outcomes.lock() else {
-            return;
-        };
+        let mut outcomes = lock(&self.outcomes);
         let mut key = (outcome.class_name(), code);
         if !outcomes.contains_key(&key) && outcomes.len() >= OUTCOME_CODES_KEPT {
             key.1 = "OTHER".into();
@@ -254,25 +230,20 @@ impl BridgeStats {
 
     /// Provider outcomes so far: (class, code, count).
     pub fn outcomes(&self) -> Vec<(&'static str, String, u64)> {
-        self.outcomes
-            .lock()
-            .map(|o| o.iter().map(|((c, k), n)| (*c, k.clone(), *n)).collect())
-            .unwrap_or_default()
+        lock(&self.outcomes)
+            .iter()
+            .map(|((c, k), n)| (*c, k.clone(), *n))
+            .collect()
     }
 
     /// Notes a terminal that said HELLO.
     pub(crate) fn terminal_seen(&self, id: &str) {
-        if let Ok(mut known) = self.known_terminals.lock() {
-            known.insert(id.to_owned());
-        }
+        lock(&self.known_terminals).insert(id.to_owned());
     }
 
     /// Every terminal id that said HELLO since the start.
     pub fn known_terminals(&self) -> Vec<String> {
-        self.known_terminals
-            .lock()
-            .map(|k| k.iter().cloned().collect())
-            .unwrap_or_default()
+        lock(&self.known_terminals).iter().cloned().collect()
     }
 }
 
@@ -283,8 +254,10 @@ struct Inner {
     settings: BridgeSettings,
     catalogue: Catalogue,
     cloud: CloudStatus,
-    sessions: Mutex<HashMap<String, SessionEntry>>,
-    next_session: AtomicU64,
+    /// Where a refund's new state goes to reach its terminal's line.
+    routes: mpsc::UnboundedSender<routes::Route>,
+    /// The terminals connected now, as the routes see them.
+    connected: watch::Receiver<Vec<String>>,
     wake: Notify,
     /// Refunds just recorded that nothing holds back: sent without waiting for the
     /// scheduler's next look at the ledger.
@@ -333,6 +306,8 @@ impl Bridge {
         };
         let catalogue = Catalogue::new(settings.messages.clone());
         let (fresh, fresh_rx) = mpsc::unbounded_channel();
+        let (routes, routes_rx) = mpsc::unbounded_channel();
+        let (connected_tx, connected) = watch::channel(Vec::new());
         let bridge = Bridge {
             inner: Arc::new(Inner {
                 ledger,
@@ -344,8 +319,8 @@ impl Bridge {
                     online: AtomicBool::new(true),
                     last_contact_ms: AtomicI64::new(0),
                 },
-                sessions: Mutex::new(HashMap::new()),
-                next_session: AtomicU64::new(1),
+                routes,
+                connected,
                 wake: Notify::new(),
                 fresh,
                 stop: CancellationToken::new(),
@@ -356,7 +331,11 @@ impl Bridge {
             }),
         };
         tokio::spawn(worker::run(bridge.clone(), fresh_rx));
-        tokio::spawn(session::sweep(bridge.clone()));
+        tokio::spawn(routes::run(
+            routes_rx,
+            connected_tx,
+            bridge.inner.stop.clone(),
+        ));
         bridge
     }
 
@@ -388,15 +367,20 @@ impl Bridge {
 
     /// Every line served, with its link's counters now.
     pub fn lines(&self) -> Vec<(String, crate::link::LinkStatsSnapshot)> {
-        self.inner
-            .lines
-            .lock()
-            .map(|l| {
-                l.iter()
-                    .map(|(label, stats)| (label.clone(), stats.snapshot()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        lock(&self.inner.lines)
+            .iter()
+            .map(|(label, stats)| (label.clone(), stats.snapshot()))
+            .collect()
+    }
+
+    /// Notes a line served, for [`Bridge::lines`].
+    fn register_line(&self, label: &str, stats: Arc<crate::link::LinkStats>) {
+        lock(&self.inner.lines).push((label.to_owned(), stats));
+    }
+
+    /// Tells the routes about a terminal or a refund's change.
+    fn route(&self, route: routes::Route) {
+        let _ = self.inner.routes.send(route);
     }
 
     /// Settles refunds from verified notifyRefund messages until the channel closes.
@@ -435,12 +419,7 @@ impl Bridge {
         BridgeStatus {
             online: self.inner.cloud.online.load(Ordering::Relaxed),
             last_contact_ms: (last > 0).then_some(last),
-            terminals: self
-                .inner
-                .sessions
-                .lock()
-                .map(|s| s.keys().cloned().collect())
-                .unwrap_or_default(),
+            terminals: self.inner.connected.borrow().clone(),
         }
     }
 
@@ -454,24 +433,9 @@ impl Bridge {
         &self.inner.ledger
     }
 
-    /// Sends a refund's new state to its terminal, if connected; a final state not
-    /// acknowledged now is delivered again after the next reconnect.
+    /// Sends a refund's new state to its terminal's line, if it is connected; a final
+    /// state not acknowledged now is offered again until it is.
     fn relay(&self, refund: &RefundRecord) {
-        let Ok(sessions) = self.inner.sessions.lock() else {
-            return;
-        };
-        let Some(entry) = sessions.get(&refund.terminal_id) else {
-            return;
-        };
-        if refund.state.told_until_acknowledged()
-            && let Ok(mut pending) = entry.pending_finals.lock()
-        {
-            pending.insert(refund.id);
-        }
-        let display = Message::Display(self.inner.catalogue.for_refund(refund, entry.audience));
-        let _ = entry.out.send(Outgoing {
-            session: entry.session,
-            what: Out::Update(Box::new(refund.clone()), display),
-        });
+        self.route(routes::Route::Changed(Box::new(refund.clone())));
     }
 }

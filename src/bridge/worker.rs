@@ -9,6 +9,7 @@
 //! - while the cloud cannot be used, only one refund at a time probes it; when it
 //!   answers again, every queued refund becomes due at once.
 
+use crate::locks::lock;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -221,10 +222,8 @@ async fn record(
         log_state_change(&updated, before);
         bridge.relay(&updated);
     }
-    if updated.state.is_final()
-        && let Ok(mut arrivals) = bridge.inner.arrivals.lock()
-    {
-        arrivals.remove(&updated.id);
+    if updated.state.is_final() {
+        lock(&bridge.inner.arrivals).remove(&updated.id);
     }
     Ok(updated)
 }
@@ -361,13 +360,8 @@ async fn submit(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerErro
         .call(move |l| l.begin_send(id, attempt, seen, now))
         .await?;
     let request = refund_request(refund);
-    if let Some(arrived) = bridge
-        .inner
-        .arrivals
-        .lock()
-        .ok()
-        .and_then(|mut a| a.remove(&refund.id))
-    {
+    let arrived = lock(&bridge.inner.arrivals).remove(&refund.id);
+    if let Some(arrived) = arrived {
         bridge.inner.stats.own_latency.record(arrived.elapsed());
     }
     let started = Instant::now();

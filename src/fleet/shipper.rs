@@ -16,6 +16,7 @@ use rand::RngExt;
 use super::batch::{self, Batch};
 use super::config::FleetConfig;
 use crate::ledger::{FleetPosition, LedgerError, LedgerHandle};
+use crate::locks::lock;
 use crate::provider::http::describe;
 
 /// Largest answer read from the receiver.
@@ -47,13 +48,11 @@ pub struct ShipperStatus(Arc<Mutex<ShipperSnapshot>>);
 impl ShipperStatus {
     /// A copy of the current figures.
     pub fn snapshot(&self) -> ShipperSnapshot {
-        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+        lock(&self.0).clone()
     }
 
     fn update(&self, f: impl FnOnce(&mut ShipperSnapshot)) {
-        if let Ok(mut s) = self.0.lock() {
-            f(&mut s);
-        }
+        f(&mut lock(&self.0));
     }
 
     /// The Prometheus text of the fleet metrics: the lag is the age of the oldest

@@ -261,6 +261,10 @@ impl State {
                 // The sender stopped waiting before the frame ever left.
                 continue;
             }
+            if request.session.is_some_and(|s| s != self.session) {
+                let _ = request.done.send(Err(SendError::SessionOver));
+                continue;
+            }
             let frame = Frame::data(request.kind, self.next_seq, request.payload);
             self.send_new(frame, Some(request.done));
             return;
@@ -326,6 +330,7 @@ impl State {
         self.pending_ack = None;
         if self.up {
             self.up = false;
+            self.stats.session_ended();
             self.stats.bump(Counter::Downs);
             tracing::info!(session = self.session, %reason, "link down");
             self.emit(LinkEvent::Down {
@@ -342,6 +347,7 @@ impl State {
     async fn session_up(&mut self) {
         self.session += 1;
         self.up = true;
+        self.stats.session_started(self.session);
         self.stats.bump(Counter::Sessions);
         self.heard();
         tracing::info!(session = self.session, "link up");

@@ -215,6 +215,9 @@ pub enum SendError {
     /// The link has shut down; the frame was not sent.
     #[error("the link is shut down")]
     Closed,
+    /// The frame was for a session that ended before it could leave; it was not sent.
+    #[error("the session the frame was for has ended; it was not sent")]
+    SessionOver,
     /// The payload is over the 4096-byte maximum; the frame was not sent.
     #[error("payload of {0} bytes exceeds the {MAX_PAYLOAD}-byte maximum")]
     TooLong(usize),
@@ -223,6 +226,8 @@ pub enum SendError {
 struct SendRequest {
     kind: Kind,
     payload: Bytes,
+    /// The only session the frame may leave in; any session when absent.
+    session: Option<u64>,
     done: oneshot::Sender<Result<(), SendError>>,
 }
 
@@ -237,6 +242,27 @@ impl LinkHandle {
     /// Sends a data frame and waits for the peer's ACK. Frames queue while there is no
     /// session and go out, in order, once one is up.
     pub async fn send(&self, kind: Kind, payload: Bytes) -> Result<(), SendError> {
+        self.request(kind, payload, None).await
+    }
+
+    /// Sends a data frame meant for the peer of session `session` and waits for its
+    /// ACK: if that session is not the current one when the frame's turn comes, it is
+    /// not sent ([`SendError::SessionOver`]), so it never reaches whoever comes next.
+    pub async fn send_in(&self, session: u64, kind: Kind, payload: Bytes) -> Result<(), SendError> {
+        self.request(kind, payload, Some(session)).await
+    }
+
+    /// The session now up, if one is.
+    pub fn session(&self) -> Option<u64> {
+        self.stats.current_session()
+    }
+
+    async fn request(
+        &self,
+        kind: Kind,
+        payload: Bytes,
+        session: Option<u64>,
+    ) -> Result<(), SendError> {
         if payload.len() > MAX_PAYLOAD {
             return Err(SendError::TooLong(payload.len()));
         }
@@ -245,6 +271,7 @@ impl LinkHandle {
             .send(SendRequest {
                 kind,
                 payload,
+                session,
                 done,
             })
             .map_err(|_| SendError::Closed)?;

@@ -22,6 +22,8 @@ pub struct LinkStats {
     delivered: AtomicU64,
     acknowledged: AtomicU64,
     connects: AtomicU64,
+    /// The session now up (0: none).
+    current_session: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -87,6 +89,19 @@ pub(crate) enum Counter {
 }
 
 impl LinkStats {
+    pub(crate) fn session_started(&self, session: u64) {
+        self.current_session.store(session, Ordering::Relaxed);
+    }
+
+    pub(crate) fn session_ended(&self) {
+        self.current_session.store(0, Ordering::Relaxed);
+    }
+
+    /// The session now up, if one is.
+    pub fn current_session(&self) -> Option<u64> {
+        Some(self.current_session.load(Ordering::Relaxed)).filter(|&s| s != 0)
+    }
+
     pub(crate) fn bump(&self, counter: Counter) {
         let cell = match counter {
             Counter::Retransmissions => &self.retransmissions,
