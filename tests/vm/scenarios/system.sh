@@ -291,7 +291,8 @@ step "systemctl stop ends promptly and cleanly" stop_promptly
 killed_restarted() {
     _restarts=$(unit NRestarts)
     _pid=$(main_pid)
-    slow_next_refund 3000
+    # Long enough that the kill comes while the call hangs, however slow the box.
+    slow_next_refund 15000
     term "$GS1" /tmp/k1.term --terminal-id FRONT --refund PAY-3 --amount 500 --currency USD --id K-1 &
     _t=$!
     wait_for 30 faults_used_up || die "the refund never reached the provider" || return 1
