@@ -64,7 +64,7 @@ Exit codes: 0 succeeded, 1 failed, 2 bad arguments/config, 3 in progress,
 4 retry with the same id, 5 outcome unknown, 6 needs a new request id.")]
 pub struct RefundArgs {
     /// Configuration file with a [provider] table.
-    #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    #[arg(long, env = super::CONFIG_ENV, default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: PathBuf,
     /// The directory holding the key files the configuration names relatively (as
     /// systemd's $CREDENTIALS_DIRECTORY would); without it they are found by the
@@ -104,7 +104,7 @@ Examples:
 Exit codes as for `refund`.")]
 pub struct InquireArgs {
     /// Configuration file with a [provider] table.
-    #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    #[arg(long, env = super::CONFIG_ENV, default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: PathBuf,
     /// The directory holding the key files the configuration names relatively (as
     /// systemd's $CREDENTIALS_DIRECTORY would); without it they are found by the

@@ -20,7 +20,7 @@ use crate::text::visible;
 #[derive(Args, Debug, Clone)]
 pub struct LedgerArgs {
     /// The configuration file naming the ledger.
-    #[arg(long, default_value = DEFAULT_PATH, value_name = "FILE")]
+    #[arg(long, env = super::CONFIG_ENV, default_value = DEFAULT_PATH, value_name = "FILE")]
     config: PathBuf,
     /// The ledger file itself (instead of reading it from the configuration).
     #[arg(long, value_name = "FILE")]
