@@ -60,11 +60,12 @@ Examples:
   posbridge refund --payment-id 2026022593030000001 --refund-request-id tech-001
       Full refund (Antom v2) with a chosen refundRequestId; run it again with the same
       id to retry safely on Antom.
-Exit codes: 0 succeeded, 1 failed, 2 bad arguments/config, 3 in progress,
-4 retry with the same id, 5 outcome unknown, 6 needs a new request id.")]
+Exit codes: 0 succeeded, 1 failed, 2 bad arguments, 3 bad configuration,
+6 no answer (retry with the same id), 10 in progress, 11 accepted (finished later),
+12 outcome unknown, 13 needs a new request id.")]
 pub struct RefundArgs {
     /// Configuration file with a [provider] table.
-    #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    #[arg(long, env = super::CONFIG_ENV, default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: PathBuf,
     /// The directory holding the key files the configuration names relatively (as
     /// systemd's $CREDENTIALS_DIRECTORY would); without it they are found by the
@@ -104,7 +105,7 @@ Examples:
 Exit codes as for `refund`.")]
 pub struct InquireArgs {
     /// Configuration file with a [provider] table.
-    #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
+    #[arg(long, env = super::CONFIG_ENV, default_value = DEFAULT_CONFIG, value_name = "FILE")]
     pub config: PathBuf,
     /// The directory holding the key files the configuration names relatively (as
     /// systemd's $CREDENTIALS_DIRECTORY would); without it they are found by the
@@ -182,9 +183,10 @@ pub async fn sim_cloud(args: SimCloudArgs) -> ExitCode {
             }
         );
     }
+    // The address bound, not the one asked for: with port 0 only this one works.
     println!(
         "client config: posbridge sim-cloud --listen {} --print-config antom|ottpay|paymentoptions",
-        args.listen
+        sim.addr()
     );
     println!("Ctrl-C stops.");
     if let Err(e) = tokio::signal::ctrl_c().await {

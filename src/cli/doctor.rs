@@ -27,7 +27,12 @@ Examples:
 )]
 pub struct DoctorArgs {
     /// The configuration file.
-    #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]
+    #[arg(
+        long,
+        env = super::CONFIG_ENV,
+        default_value = crate::config::DEFAULT_PATH,
+        value_name = "FILE"
+    )]
     pub config: PathBuf,
     /// The directory holding the key files the configuration names relatively (as
     /// systemd's $CREDENTIALS_DIRECTORY would); without it they are found by the

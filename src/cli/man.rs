@@ -15,7 +15,8 @@ use super::exit::STATUSES;
 const FILES: &[(&str, &str)] = &[
     (
         "/etc/posbridge/posbridge.toml",
-        "the configuration (`run` and the operator commands read it unless given --config)",
+        "the configuration (`run` and the operator commands read it unless given --config \
+         or POSBRIDGE_CONFIG)",
     ),
     (
         "/usr/share/doc/posbridge/posbridge.example.toml",
@@ -51,6 +52,11 @@ const FILES: &[(&str, &str)] = &[
 
 /// The environment variables posbridge reads.
 const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "POSBRIDGE_CONFIG",
+        "the configuration file for every command that takes --config, when --config is \
+         not given (default /etc/posbridge/posbridge.toml)",
+    ),
     (
         "RUST_LOG",
         "the log filter (`info`, `posbridge::link=debug`); wins over [log] level",

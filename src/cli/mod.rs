@@ -18,6 +18,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The environment variable naming the configuration file, for every command that
+/// takes `--config`: an operator on a box with its configuration elsewhere (or a
+/// test of a whole store) sets it once instead of writing `--config` each time.
+pub const CONFIG_ENV: &str = "POSBRIDGE_CONFIG";
+
 /// The bridge between a countertop payment terminal and the payment provider's cloud.
 #[derive(Parser)]
 #[command(
@@ -44,7 +49,12 @@ enum Command {
   posbridge run --config ./posbridge.toml")]
     Run {
         /// The configuration file.
-        #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]
+        #[arg(
+            long,
+            env = CONFIG_ENV,
+            default_value = crate::config::DEFAULT_PATH,
+            value_name = "FILE"
+        )]
         config: std::path::PathBuf,
     },
     /// Check a configuration file (and its key files) without starting anything.
@@ -54,7 +64,12 @@ enum Command {
   posbridge check-config --json | jq .valid")]
     CheckConfig {
         /// The configuration file.
-        #[arg(long, default_value = crate::config::DEFAULT_PATH, value_name = "FILE")]
+        #[arg(
+            long,
+            env = CONFIG_ENV,
+            default_value = crate::config::DEFAULT_PATH,
+            value_name = "FILE"
+        )]
         config: std::path::PathBuf,
         /// One JSON object: `valid`, and `error` or what the configuration sets up.
         #[arg(long)]

@@ -20,7 +20,7 @@ use crate::text::visible;
 #[derive(Args, Debug, Clone)]
 pub struct LedgerArgs {
     /// The configuration file naming the ledger.
-    #[arg(long, default_value = DEFAULT_PATH, value_name = "FILE")]
+    #[arg(long, env = super::CONFIG_ENV, default_value = DEFAULT_PATH, value_name = "FILE")]
     config: PathBuf,
     /// The ledger file itself (instead of reading it from the configuration).
     #[arg(long, value_name = "FILE")]
@@ -122,9 +122,9 @@ pub struct ShowArgs {
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("outcome").required(true).args(["succeeded", "failed"])))]
 #[command(
-    after_help = "Only a NEEDS_ATTENTION refund can be resolved. Check the provider's portal
-first: --succeeded if the money went back, --failed if it did not. The terminal is
-told the final state the next time it is connected.
+    after_help = "Only a NEEDS_ATTENTION or PROVIDER_PENDING refund can be resolved. Check the
+provider's portal first: --succeeded if the money went back, --failed if it did not.
+The terminal is told the final state the next time it is connected.
 
 Examples:
   posbridge resolve 12 --failed --note \"not in the portal, checked with support\"

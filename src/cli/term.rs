@@ -35,7 +35,7 @@ use crate::wire::{Inbound, Kind};
   printf 'refund PAY-1 500 EUR REF-2\\nstatus\\n' | posbridge term /dev/pts/5 --json
 
 Exit status of one-shot requests: 0 the refund succeeded (or the answer came),
-1 the refund failed, needs attention or was refused with ERROR, 2 no answer in time.")]
+1 the refund failed, needs attention or was refused with ERROR, 6 no answer in time.")]
 pub struct TermArgs {
     /// The serial device or pseudo-terminal the bridge listens on.
     path: PathBuf,
