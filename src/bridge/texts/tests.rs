@@ -1,3 +1,5 @@
+use super::builtin::{FILES, parse_file};
+use super::keys::WORDS;
 use super::*;
 use crate::ledger::AttemptStatus;
 use crate::message::{fit, text_width};
