@@ -45,7 +45,7 @@ use crate::provider::antom::notify::NotifyDelivery;
 use crate::provider::{Outcome, Provider};
 
 use limits::Limits;
-use policy::{ProviderTraits, RetrySettings};
+use policy::{ProviderCapabilities, RetrySettings};
 use texts::{Catalogue, Language, MessageOverrides};
 
 /// The bridge's behaviour settings from the configuration.
@@ -160,7 +160,7 @@ impl BridgeStats {
 struct Inner {
     ledger: LedgerHandle,
     provider: Arc<dyn Provider>,
-    traits: ProviderTraits,
+    capabilities: ProviderCapabilities,
     settings: BridgeSettings,
     catalogue: Catalogue,
     cloud: CloudStatus,
@@ -210,7 +210,7 @@ impl Bridge {
         provider: Arc<dyn Provider>,
         settings: BridgeSettings,
     ) -> Bridge {
-        let traits = ProviderTraits {
+        let capabilities = ProviderCapabilities {
             idempotent: provider.is_idempotent(),
             supports_inquiry: provider.supports_inquiry(),
         };
@@ -222,7 +222,7 @@ impl Bridge {
             inner: Arc::new(Inner {
                 ledger,
                 provider,
-                traits,
+                capabilities,
                 settings,
                 catalogue,
                 cloud: CloudStatus {

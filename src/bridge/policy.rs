@@ -93,7 +93,7 @@ pub fn backoff_ms(first: u64, max: u64, tries: u32, jitter: f64) -> u64 {
 
 /// What the provider's guarantees are.
 #[derive(Clone, Copy, Debug)]
-pub struct ProviderTraits {
+pub struct ProviderCapabilities {
     /// Sending the same refundRequestId twice refunds at most once.
     pub idempotent: bool,
     /// A refund in progress can be looked up.
@@ -124,7 +124,7 @@ pub struct Context<'a> {
     /// Timing.
     pub retry: &'a RetrySettings,
     /// The provider's guarantees.
-    pub provider: ProviderTraits,
+    pub provider: ProviderCapabilities,
 }
 
 fn succeeded(outcome: &Outcome, cause: &str) -> Option<Change> {
@@ -241,7 +241,7 @@ pub fn after_submit(outcome: &Outcome, ctx: &Context) -> Decision {
                 &format!("provider: refused ({code})"),
             ),
             // Refusals made locally, before anything was sent, prove nothing about the cloud.
-            reachable: (!code.starts_with("POSBRIDGE_")).then_some(true),
+            reachable: outcome.refused_locally().is_none().then_some(true),
         },
         Outcome::NeedsNewRequestId { code, message } => Decision {
             change: failed(
@@ -363,7 +363,7 @@ pub fn after_poll(outcome: &Outcome, ctx: &Context) -> Decision {
 /// For a refund found with an attempt that may have been sent but has no recorded
 /// outcome (the bridge stopped mid-call): `None` to send the same request again
 /// (idempotent providers), or the change that hands it to a person.
-pub fn in_doubt(provider: ProviderTraits) -> Option<Change> {
+pub fn in_doubt(provider: ProviderCapabilities) -> Option<Change> {
     (!provider.idempotent).then(|| {
         needs_attention(
             OUTCOME_UNKNOWN,
@@ -485,7 +485,7 @@ mod tests {
             now_ms: 1_000_000,
             jitter: 0.5,
             retry: settings,
-            provider: ProviderTraits {
+            provider: ProviderCapabilities {
                 idempotent,
                 supports_inquiry,
             },
@@ -657,11 +657,11 @@ mod tests {
 
     #[test]
     fn doubt_is_resent_only_where_it_is_safe() {
-        let idempotent = ProviderTraits {
+        let idempotent = ProviderCapabilities {
             idempotent: true,
             supports_inquiry: true,
         };
-        let not = ProviderTraits {
+        let not = ProviderCapabilities {
             idempotent: false,
             supports_inquiry: false,
         };

@@ -182,7 +182,7 @@ fn context<'a>(bridge: &'a Bridge, refund: &RefundRecord) -> Context<'a> {
         now_ms: now_ms(),
         jitter: rand::rng().random::<f64>(),
         retry: &bridge.inner.settings.retry,
-        provider: bridge.inner.traits,
+        provider: bridge.inner.capabilities,
     }
 }
 
@@ -332,7 +332,7 @@ async fn observe(bridge: &Bridge, reachable: Option<bool>) {
 
 async fn submit(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerError> {
     if refund.attempt_status == AttemptStatus::Sending {
-        match policy::in_doubt(bridge.inner.traits) {
+        match policy::in_doubt(bridge.inner.capabilities) {
             Some(change) => {
                 tracing::warn!(
                     ledger = refund.id,
@@ -392,7 +392,7 @@ async fn poll(bridge: &Bridge, refund: &RefundRecord) -> Result<(), LedgerError>
         refund_id: refund.provider_refund_id.clone(),
         resend: bridge
             .inner
-            .traits
+            .capabilities
             .idempotent
             .then(|| refund_request(refund)),
     };

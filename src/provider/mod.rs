@@ -72,14 +72,13 @@ impl RefundRequest {
         required: bool,
     ) -> Result<Option<Amount>, Outcome> {
         match self.amount {
-            None if required => Err(Outcome::FailedFinal {
-                code: "POSBRIDGE_AMOUNT_REQUIRED".into(),
-                message: format!("{provider} refunds need an amount; nothing was sent"),
-            }),
-            Some(amount) if amount.value < 1 => Err(Outcome::FailedFinal {
-                code: "POSBRIDGE_INVALID_AMOUNT".into(),
-                message: format!("amount {} is out of range; nothing was sent", amount.value),
-            }),
+            None if required => Err(LocalRefusal::AmountRequired.outcome(format!(
+                "{provider} refunds need an amount; nothing was sent"
+            ))),
+            Some(amount) if amount.value < 1 => Err(LocalRefusal::InvalidAmount.outcome(format!(
+                "amount {} is out of range; nothing was sent",
+                amount.value
+            ))),
             other => Ok(other),
         }
     }
@@ -123,7 +122,7 @@ pub enum Outcome {
     },
     /// The provider refused for good; sending again will not help.
     FailedFinal {
-        /// The provider's result code (or a `POSBRIDGE_` code for local refusals).
+        /// The provider's result code (or a [`LocalRefusal`]'s code).
         code: String,
         /// The provider's message.
         message: String,
@@ -163,7 +162,58 @@ pub enum Outcome {
     },
 }
 
+/// Why posbridge refused a refund itself, before anything was sent: the only
+/// `FailedFinal` outcomes that say nothing about the provider's cloud.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalRefusal {
+    /// The provider needs an amount and the refund has none.
+    AmountRequired,
+    /// The amount is below one minor unit.
+    InvalidAmount,
+    /// The refundRequestId is empty or too long for the provider.
+    InvalidRequestId,
+}
+
+impl LocalRefusal {
+    /// Every local refusal.
+    pub const ALL: [LocalRefusal; 3] = [
+        LocalRefusal::AmountRequired,
+        LocalRefusal::InvalidAmount,
+        LocalRefusal::InvalidRequestId,
+    ];
+
+    /// Its result code, as the ledger records it and the cashier texts look it up.
+    pub const fn code(self) -> &'static str {
+        match self {
+            LocalRefusal::AmountRequired => "POSBRIDGE_AMOUNT_REQUIRED",
+            LocalRefusal::InvalidAmount => "POSBRIDGE_INVALID_AMOUNT",
+            LocalRefusal::InvalidRequestId => "POSBRIDGE_INVALID_REQUEST_ID",
+        }
+    }
+
+    /// The local refusal a result code names, if it is one.
+    pub fn from_code(code: &str) -> Option<LocalRefusal> {
+        LocalRefusal::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The outcome: failed for good, `message` saying why.
+    pub fn outcome(self, message: String) -> Outcome {
+        Outcome::FailedFinal {
+            code: self.code().into(),
+            message,
+        }
+    }
+}
+
 impl Outcome {
+    /// Whether this is posbridge's own refusal, made before anything was sent.
+    pub fn refused_locally(&self) -> Option<LocalRefusal> {
+        match self {
+            Outcome::FailedFinal { code, .. } => LocalRefusal::from_code(code),
+            _ => None,
+        }
+    }
+
     /// A short upper-case name of the class, for logs and exit codes.
     pub fn class_name(&self) -> &'static str {
         match self {

@@ -2,6 +2,7 @@
 //! provider result codes, and the ERROR codes with texts of their own.
 
 use crate::message::ErrorCode;
+use crate::provider::LocalRefusal;
 
 /// The placeholders a text may hold.
 pub(super) const PLACEHOLDERS: [&str; 6] = ["amount", "id", "refundId", "reason", "code", "detail"];
@@ -58,11 +59,11 @@ pub const REASONS: &[(&str, &[&str])] = &[
         &["REFUND_FAILED", "REFUND_FAIL", "failure", "50001"],
     ),
     ("TIMED_OUT", &["50002"]),
-    ("AMOUNT_REQUIRED", &["POSBRIDGE_AMOUNT_REQUIRED"]),
-    ("AMOUNT_INVALID", &["POSBRIDGE_INVALID_AMOUNT"]),
+    ("AMOUNT_REQUIRED", &[LocalRefusal::AmountRequired.code()]),
+    ("AMOUNT_INVALID", &[LocalRefusal::InvalidAmount.code()]),
     (
         "REQUEST_INVALID",
-        &["POSBRIDGE_INVALID_REQUEST_ID", "10005"],
+        &[LocalRefusal::InvalidRequestId.code(), "10005"],
     ),
     (
         "CHECKED_NOT_REFUNDED",

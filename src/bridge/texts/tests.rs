@@ -496,3 +496,14 @@ fn the_readme_screens_are_the_real_ones() {
         missing.join("\n\n")
     );
 }
+
+#[test]
+fn every_refusal_of_posbridge_itself_has_a_reason_text() {
+    for refusal in crate::provider::LocalRefusal::ALL {
+        assert!(
+            reason_key(refusal.code()).is_some(),
+            "{} has no reasons key",
+            refusal.code()
+        );
+    }
+}

@@ -12,7 +12,7 @@ use super::wire::{AmountOut, AmountV1Out, NAME, RefundBodyV1, RefundBodyV2, trun
 use crate::provider::http::{self, Call, Reply};
 use crate::provider::probe::{self, Probe};
 use crate::provider::settings::{self, ConfigError};
-use crate::provider::{InquiryRequest, Outcome, Provider, RefundRequest};
+use crate::provider::{InquiryRequest, LocalRefusal, Outcome, Provider, RefundRequest};
 
 /// The Antom refund client.
 #[derive(Debug)]
@@ -158,15 +158,9 @@ impl AntomProvider {
     }
 
     fn refund_body(&self, request: &RefundRequest) -> Result<Vec<u8>, Outcome> {
-        let refuse = |code: &str, message: String| Outcome::FailedFinal {
-            code: format!("POSBRIDGE_{code}"),
-            message,
-        };
         if request.refund_request_id.is_empty() || request.refund_request_id.len() > 64 {
-            return Err(refuse(
-                "INVALID_REQUEST_ID",
-                "refundRequestId must be 1..64 characters; nothing was sent".into(),
-            ));
+            return Err(LocalRefusal::InvalidRequestId
+                .outcome("refundRequestId must be 1..64 characters; nothing was sent".into()));
         }
         let amount = request.amount_to_send("Antom v1", self.api == AntomApi::V1)?;
         let memo = request.memo.as_deref().map(|m| truncate(m, 256));
@@ -183,10 +177,8 @@ impl AntomProvider {
             }),
             AntomApi::V1 => {
                 let Some(amount) = amount else {
-                    return Err(refuse(
-                        "AMOUNT_REQUIRED",
-                        "Antom v1 refunds need an amount; nothing was sent".into(),
-                    ));
+                    return Err(LocalRefusal::AmountRequired
+                        .outcome("Antom v1 refunds need an amount; nothing was sent".into()));
                 };
                 serde_json::to_vec(&RefundBodyV1 {
                     refund_request_id: &request.refund_request_id,
