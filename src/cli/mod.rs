@@ -298,7 +298,7 @@ async fn run_daemon(path: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprintln!("posbridge: {e}");
             tracing::error!("{e}");
-            if e.ledger_held {
+            if e.ledger_held() {
                 exit::Status::WrongState.into()
             } else {
                 exit::Status::Config.into()

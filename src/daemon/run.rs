@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use crate::bridge::Bridge;
 use crate::bridge::texts::Language;
 use crate::config::Config;
-use crate::ledger::{Ledger, LedgerHandle};
+use crate::ledger::{Ledger, LedgerError, LedgerHandle};
 use crate::provider::antom::keys::PublicKey;
 use crate::provider::antom::notify::{NotifyConfig, NotifyReceiver};
 use crate::provider::{ProviderConfig, build_provider};
@@ -21,34 +21,40 @@ use super::systemd;
 /// How often a terminal line that is away is looked for again.
 const REOPEN_EVERY: Duration = Duration::from_millis(500);
 
-/// What stopped the daemon from starting, with the words an operator needs.
+/// What stopped the daemon from starting, with the words an operator needs; the
+/// error it came from stays its source.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct StartError {
-    /// What is wrong and what to do.
-    pub message: String,
-    /// Another daemon holds the ledger: nothing is wrong with this configuration.
-    pub ledger_held: bool,
+pub enum StartError {
+    /// The configuration names something that cannot be used: the message names the
+    /// file, the line and the key.
+    #[error("{0}")]
+    Config(String),
+    /// The ledger cannot be created, opened or written.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The ledger's lock: another daemon holds it, or it cannot be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A listener cannot be bound or started.
+    #[error("{what} on {addr}: {source}")]
+    Listen {
+        /// Which listener (the metrics endpoint, the notifyRefund receiver).
+        what: &'static str,
+        /// Where it was to listen.
+        addr: std::net::SocketAddr,
+        /// Why it could not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Shipping the ledger to the fleet cannot start.
+    #[error("{0}")]
+    Fleet(String),
 }
 
 impl StartError {
-    fn from(e: impl std::fmt::Display) -> StartError {
-        StartError::new(e.to_string())
-    }
-
-    /// A start refused for `message`.
-    pub fn new(message: String) -> StartError {
-        StartError {
-            message,
-            ledger_held: false,
-        }
-    }
-
-    fn lock(e: LockError) -> StartError {
-        StartError {
-            ledger_held: matches!(e, LockError::Held { .. }),
-            message: e.to_string(),
-        }
+    /// Another daemon holds the ledger: nothing is wrong with this configuration.
+    pub fn ledger_held(&self) -> bool {
+        matches!(self, StartError::Lock(LockError::Held { .. }))
     }
 }
 
@@ -67,13 +73,13 @@ pub struct Checked {
 /// refuses whatever `run` would. Errors name the file, the line and the key.
 pub fn preflight(config: &Config) -> Result<Checked, StartError> {
     let provider = build_provider(&config.provider)
-        .map_err(|e| StartError::from(config.provider_error(&e)))?;
+        .map_err(|e| StartError::Config(config.provider_error(&e).to_string()))?;
     let notify = match &config.provider {
         ProviderConfig::Antom(antom) => match &antom.notify {
             Some(notify) => {
                 let key = antom
                     .load_antom_public_key()
-                    .map_err(|e| StartError::from(config.provider_error(&e)))?;
+                    .map_err(|e| StartError::Config(config.provider_error(&e).to_string()))?;
                 Some((notify.clone(), antom.client_id.clone(), key))
             }
             None => None,
@@ -82,12 +88,16 @@ pub fn preflight(config: &Config) -> Result<Checked, StartError> {
     };
     let mut lines = Vec::new();
     for (i, terminal) in config.terminals.iter().enumerate() {
-        let transport = terminal
-            .transport()
-            .map_err(|e| StartError::from(config.error_at(Some(&format!("terminal[{i}]")), &e)))?;
+        let transport = terminal.transport().map_err(|e| {
+            StartError::Config(
+                config
+                    .error_at(Some(&format!("terminal[{i}]")), &e)
+                    .to_string(),
+            )
+        })?;
         lines.push((terminal.label(), transport, terminal.language));
     }
-    Ledger::check_location(&config.ledger.path).map_err(StartError::from)?;
+    Ledger::check_location(&config.ledger.path)?;
     Ok(Checked {
         provider,
         notify,
@@ -115,7 +125,7 @@ impl Daemon {
         let checked = preflight(config)?;
         let path = &config.ledger.path;
         if let Some(holder) = lock::holder(path) {
-            return Err(StartError::lock(LockError::Held {
+            return Err(StartError::Lock(LockError::Held {
                 ledger: path.display().to_string(),
                 holder,
             }));
@@ -128,10 +138,9 @@ impl Daemon {
             Some(m) => Some(bind(m.listen, "metrics endpoint").await?),
             None => None,
         };
-        crate::ledger::ensure_directory(path).map_err(StartError::from)?;
-        let lock = LedgerLock::acquire(path).map_err(StartError::lock)?;
-        let ledger = Ledger::open(path).map_err(StartError::from)?;
-        let ledger = LedgerHandle::spawn(ledger).map_err(StartError::from)?;
+        crate::ledger::ensure_directory(path)?;
+        let lock = LedgerLock::acquire(path)?;
+        let ledger = LedgerHandle::spawn(Ledger::open(path)?)?;
         let bridge = Bridge::start(ledger, checked.provider, config.bridge_settings());
         for (label, transport, language) in checked.lines {
             tracing::info!(terminal = %label, line = %transport, "serving terminal line");
@@ -148,8 +157,10 @@ impl Daemon {
             (Some((notify, client_id, key)), Some(listener)) => {
                 let (tx, rx) = mpsc::channel(64);
                 let receiver = NotifyReceiver::serve(listener, &notify, &client_id, key, tx)
-                    .map_err(|e| {
-                        StartError::new(format!("notifyRefund receiver on {}: {e}", notify.listen))
+                    .map_err(|source| StartError::Listen {
+                        what: "notifyRefund receiver",
+                        addr: notify.listen,
+                        source,
                     })?;
                 tracing::info!(listen = %receiver.local_addr(), path = %notify.path, "notifyRefund receiver on");
                 bridge.consume_notifications(rx);
@@ -167,7 +178,11 @@ impl Daemon {
                     notify.as_ref().map(NotifyReceiver::stats),
                     fleet.as_ref().map(|f| f.status()),
                 )
-                .map_err(|e| StartError::new(format!("metrics endpoint on {}: {e}", m.listen)))?,
+                .map_err(|source| StartError::Listen {
+                    what: "metrics endpoint",
+                    addr: m.listen,
+                    source,
+                })?,
             ),
             _ => None,
         };
@@ -193,10 +208,10 @@ impl Daemon {
     }
 }
 
-async fn bind(addr: std::net::SocketAddr, what: &str) -> Result<TcpListener, StartError> {
+async fn bind(addr: std::net::SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| StartError::new(format!("{what} on {addr}: {e}")))
+        .map_err(|source| StartError::Listen { what, addr, source })
 }
 
 /// Starts shipping the ledger when `[fleet]` is configured; otherwise turns the
@@ -209,13 +224,9 @@ async fn start_fleet(
         Some(fleet) => crate::fleet::Shipper::start(fleet, bridge.ledger().clone())
             .await
             .map(Some)
-            .map_err(StartError::new),
+            .map_err(StartError::Fleet),
         None => {
-            bridge
-                .ledger()
-                .call(|l| l.fleet_disable())
-                .await
-                .map_err(StartError::from)?;
+            bridge.ledger().call(|l| l.fleet_disable()).await?;
             Ok(None)
         }
     }
