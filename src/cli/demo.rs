@@ -63,6 +63,87 @@ struct Demo {
 }
 
 impl Demo {
+    /// The terminal emulator DEMO-1 at the terminal's end of the cable.
+    fn start(
+        out: Printer,
+        display: DisplayInfo,
+        terminal_end: &PtyLink,
+        language: Option<Language>,
+        ledger: PathBuf,
+    ) -> Demo {
+        let identity = TerminalIdentity {
+            terminal_id: "DEMO-1".into(),
+            display,
+            ..TerminalIdentity::default()
+        };
+        let (terminal, events) = demo_terminal(&identity, &terminal_end.path);
+        let texts = language.unwrap_or(Language::En);
+        out.line(&format!(
+            "• terminal emulator DEMO-1 (20×4 display, cashier texts in {} ({texts}))\n",
+            catalogue_name(texts)
+        ));
+        Demo {
+            terminal,
+            events,
+            out,
+            ledger,
+        }
+    }
+
+    /// 1: a refund the provider approves at once, and its history.
+    async fn refund_that_succeeds(&mut self) -> Result<(), String> {
+        self.say("\n1. A refund of 12.50 USD on payment PAY-SYNC-1:");
+        let state = self
+            .refund("REF-1", "PAY-SYNC-1", 1250, RefundState::is_final)
+            .await?;
+        self.say(&format!(
+            "\n   It ended {state}. Its history, as `posbridge show REF-1` prints it:"
+        ));
+        self.history("REF-1").await
+    }
+
+    /// 2: a refund the provider finishes later, asked about until it does.
+    async fn refund_finished_later(&mut self) -> Result<(), String> {
+        self.say(
+            "\n2. A refund the provider finishes later (PAY-ASYNC-1): PROCESSING, then asked about:",
+        );
+        let state = self
+            .refund("REF-2", "PAY-ASYNC-1", 5000, RefundState::is_final)
+            .await?;
+        self.say(&format!("   It ended {state}."));
+        Ok(())
+    }
+
+    /// 3 and 4: the network down, a refund QUEUED; the network back, the queue
+    /// drained.
+    async fn refund_through_an_outage(&mut self, sim: &CloudSim) -> Result<(), String> {
+        self.say("\n3. The store's network goes down. A refund is recorded and QUEUED:");
+        sim.set_down(true).await;
+        let state = self
+            .refund("REF-3", "PAY-SYNC-2", 700, |s| s == RefundState::Queued)
+            .await?;
+        self.say(&format!(
+            "   It is {state}: recorded in the ledger, waiting for the network."
+        ));
+
+        self.say("\n4. The network comes back; the queue drains:");
+        sim.set_down(false).await;
+        let state = self.follow("REF-3", RefundState::is_final).await?;
+        self.say(&format!("   REF-3 ended {state}."));
+        self.history("REF-3").await
+    }
+
+    /// How many refunds the simulated cloud carried out: one per refund.
+    fn tell_what_the_cloud_did(&self, sim: &CloudSim) {
+        let executed: u32 = ["PAY-SYNC-1", "PAY-ASYNC-1", "PAY-SYNC-2"]
+            .iter()
+            .map(|p| sim.executed(p))
+            .sum();
+        self.say(&format!(
+            "\nThe simulated cloud executed {executed} refunds, one each. Try it yourself: `posbridge --help`."
+        ));
+    }
+
     fn say(&self, text: &str) {
         self.out.line(text);
     }
@@ -184,6 +265,8 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     }
 }
 
+/// The demo: the cloud, the cable, the bridge and the terminal set up, then the
+/// story told in four refunds.
 async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     let scratch = tempfile_dir()?;
     let display = DisplayInfo {
@@ -197,7 +280,28 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
     out.line("posbridge demo — the bridge between a payment terminal and the provider's cloud,");
     out.line("with a simulated cloud, a virtual serial cable and an emulated terminal.\n");
 
-    // The cloud.
+    let sim = start_cloud(&out).await?;
+    let (bridge_end, terminal_end) = lay_cable(&out)?;
+    let ledger = scratch.path().join("ledger.sqlite");
+    let daemon = start_bridge(&out, &sim, &ledger, &bridge_end, args.language).await?;
+    let mut demo = Demo::start(out, display, &terminal_end, args.language, ledger);
+
+    demo.connected().await?;
+    demo.refund_that_succeeds().await?;
+    demo.refund_finished_later().await?;
+    demo.refund_through_an_outage(&sim).await?;
+    demo.tell_what_the_cloud_did(&sim);
+    daemon.stop().await;
+    if args.keep {
+        let kept = scratch.keep();
+        demo.say(&format!("The ledger is kept in {}.", kept.display()));
+    }
+    Ok(())
+}
+
+/// The cloud simulator, its asynchronous refunds finishing after a noticeable
+/// moment.
+async fn start_cloud(out: &Printer) -> Result<CloudSim, String> {
     let mut sim_config = demo::sim_config("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
         .map_err(|e| e.to_string())?;
     sim_config.async_delay = Duration::from_millis(1500);
@@ -208,86 +312,33 @@ async fn demo_run(args: &DemoArgs) -> Result<(), String> {
         "• cloud simulator (Antom API) on {}",
         sim.base_url()
     ));
+    Ok(sim)
+}
 
+/// The virtual serial cable, said where its ends are.
+fn lay_cable(out: &Printer) -> Result<(PtyLink, PtyLink), String> {
     let (bridge_end, terminal_end) = virtual_cable()?;
     out.line(&format!(
         "• virtual serial cable: bridge on {}, terminal on {}",
         bridge_end.path.display(),
         terminal_end.path.display()
     ));
+    Ok((bridge_end, terminal_end))
+}
 
-    // The bridge: the daemon itself, configured as a store would configure it.
+/// The bridge: the daemon itself, configured as a store would configure it.
+async fn start_bridge(
+    out: &Printer,
+    sim: &CloudSim,
+    ledger: &std::path::Path,
+    bridge_end: &PtyLink,
+    language: Option<Language>,
+) -> Result<Daemon, String> {
     let provider_toml = demo::provider_toml("antom", &sim.base_url()).ok_or("no demo provider")?;
-    let ledger = scratch.path().join("ledger.sqlite");
-    let config = daemon_config(&ledger, &bridge_end.path, args.language, &provider_toml, "")?;
+    let config = daemon_config(ledger, &bridge_end.path, language, &provider_toml, "")?;
     let daemon = Daemon::start(&config).await.map_err(|e| e.to_string())?;
     out.line(&format!("• bridge running, ledger {}", ledger.display()));
-
-    // The terminal.
-    let identity = TerminalIdentity {
-        terminal_id: "DEMO-1".into(),
-        display,
-        ..TerminalIdentity::default()
-    };
-    let (terminal, events) = demo_terminal(&identity, &terminal_end.path);
-    let texts = args.language.unwrap_or(Language::En);
-    out.line(&format!(
-        "• terminal emulator DEMO-1 (20×4 display, cashier texts in {} ({texts}))\n",
-        catalogue_name(texts)
-    ));
-    let mut demo = Demo {
-        terminal,
-        events,
-        out,
-        ledger,
-    };
-
-    demo.connected().await?;
-    demo.say("\n1. A refund of 12.50 USD on payment PAY-SYNC-1:");
-    let state = demo
-        .refund("REF-1", "PAY-SYNC-1", 1250, RefundState::is_final)
-        .await?;
-    demo.say(&format!(
-        "\n   It ended {state}. Its history, as `posbridge show REF-1` prints it:"
-    ));
-    demo.history("REF-1").await?;
-
-    demo.say(
-        "\n2. A refund the provider finishes later (PAY-ASYNC-1): PROCESSING, then asked about:",
-    );
-    let state = demo
-        .refund("REF-2", "PAY-ASYNC-1", 5000, RefundState::is_final)
-        .await?;
-    demo.say(&format!("   It ended {state}."));
-
-    demo.say("\n3. The store's network goes down. A refund is recorded and QUEUED:");
-    sim.set_down(true).await;
-    let state = demo
-        .refund("REF-3", "PAY-SYNC-2", 700, |s| s == RefundState::Queued)
-        .await?;
-    demo.say(&format!(
-        "   It is {state}: recorded in the ledger, waiting for the network."
-    ));
-
-    demo.say("\n4. The network comes back; the queue drains:");
-    sim.set_down(false).await;
-    let state = demo.follow("REF-3", RefundState::is_final).await?;
-    demo.say(&format!("   REF-3 ended {state}."));
-    demo.history("REF-3").await?;
-
-    let executed: u32 = ["PAY-SYNC-1", "PAY-ASYNC-1", "PAY-SYNC-2"]
-        .iter()
-        .map(|p| sim.executed(p))
-        .sum();
-    demo.say(&format!(
-        "\nThe simulated cloud executed {executed} refunds, one each. Try it yourself: `posbridge --help`."
-    ));
-    daemon.stop().await;
-    if args.keep {
-        let kept = scratch.keep();
-        demo.say(&format!("The ledger is kept in {}.", kept.display()));
-    }
-    Ok(())
+    Ok(daemon)
 }
 
 /// A virtual serial cable: two pseudo-terminals joined back to back by relays; the

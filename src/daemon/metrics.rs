@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,10 +18,11 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{Bridge, Histogram};
+use crate::bridge::{Bridge, BridgeStats, BridgeStatus, Histogram};
 use crate::config::MetricsConfig;
 use crate::fleet::ShipperStatus;
 use crate::ledger::Counts;
+use crate::link::LinkStatsSnapshot;
 use crate::provider::antom::notify::{NotifyStats, Refusal};
 use crate::provider::serve::{ServeLimits, serve_bounded};
 use crate::wire::Damage;
@@ -156,20 +158,32 @@ fn label(value: &str) -> String {
 
 /// The metrics page.
 pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
-    use std::sync::atomic::Ordering;
     let mut out = String::new();
     let status = bridge.status();
     let stats = bridge.stats();
+    render_health(&mut out);
+    render_attention(&mut out, counts, stats);
+    render_ledger(&mut out, counts, now_ms);
+    render_refund_counters(&mut out, stats);
+    render_cloud(&mut out, &status, stats);
+    render_terminals(&mut out, &status, stats);
+    let lines = bridge.lines();
+    render_link_frames(&mut out, &lines);
+    render_link_counters(&mut out, &lines);
+    out
+}
 
+/// Whether the ledger answered, and which posbridge this is.
+fn render_health(out: &mut String) {
     family(
-        &mut out,
+        out,
         "posbridge_ledger_up",
         "gauge",
         "1 when the ledger answered.",
     );
     let _ = writeln!(out, "posbridge_ledger_up 1");
     family(
-        &mut out,
+        out,
         "posbridge_build_info",
         "gauge",
         "Always 1; the labels say which posbridge this is.",
@@ -179,8 +193,12 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         "posbridge_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
+}
+
+/// What needs a person, and how the provider has been answering.
+fn render_attention(out: &mut String, counts: &Counts, stats: &BridgeStats) {
     family(
-        &mut out,
+        out,
         "posbridge_refunds_needing_person",
         "gauge",
         "Refunds NEEDS_ATTENTION: a person must check the provider and settle them.",
@@ -191,7 +209,7 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         counts.in_state(crate::message::RefundState::NeedsAttention)
     );
     family(
-        &mut out,
+        out,
         "posbridge_provider_outcomes_total",
         "counter",
         "Provider answers, by outcome class and result code.",
@@ -203,8 +221,12 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
             label(&code)
         );
     }
+}
+
+/// The ledger's refunds by state, and its queue.
+fn render_ledger(out: &mut String, counts: &Counts, now_ms: i64) {
     family(
-        &mut out,
+        out,
         "posbridge_refunds",
         "gauge",
         "Refunds in the ledger, by state.",
@@ -213,14 +235,14 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         let _ = writeln!(out, "posbridge_refunds{{state=\"{state}\"}} {n}");
     }
     family(
-        &mut out,
+        out,
         "posbridge_queue_depth",
         "gauge",
         "Refunds not yet settled by the provider (ACCEPTED, QUEUED, PROCESSING).",
     );
     let _ = writeln!(out, "posbridge_queue_depth {}", counts.unfinished);
     family(
-        &mut out,
+        out,
         "posbridge_queue_oldest_age_seconds",
         "gauge",
         "Age of the oldest unsettled refund; 0 when none.",
@@ -230,8 +252,12 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
         .unwrap_or(0.0);
     let _ = writeln!(out, "posbridge_queue_oldest_age_seconds {age}");
+}
+
+/// REFUNDs recorded and refused since the start.
+fn render_refund_counters(out: &mut String, stats: &BridgeStats) {
     family(
-        &mut out,
+        out,
         "posbridge_refunds_accepted_total",
         "counter",
         "REFUNDs recorded since the bridge started.",
@@ -242,7 +268,7 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         stats.accepted.load(Ordering::Relaxed)
     );
     family(
-        &mut out,
+        out,
         "posbridge_refunds_refused_total",
         "counter",
         "REFUNDs refused (invalid, duplicate mismatch, limits) since the bridge started.",
@@ -252,16 +278,19 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         "posbridge_refunds_refused_total {}",
         stats.refused.load(Ordering::Relaxed)
     );
+}
 
+/// The provider's cloud: reachable, last answer, and how long calls take.
+fn render_cloud(out: &mut String, status: &BridgeStatus, stats: &BridgeStats) {
     family(
-        &mut out,
+        out,
         "posbridge_cloud_online",
         "gauge",
         "1 when the provider's cloud can be used.",
     );
     let _ = writeln!(out, "posbridge_cloud_online {}", u8::from(status.online));
     family(
-        &mut out,
+        out,
         "posbridge_cloud_last_contact_timestamp_seconds",
         "gauge",
         "When the provider last answered (Unix time); 0 if never since start.",
@@ -272,22 +301,25 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         status.last_contact_ms.unwrap_or(0) as f64 / 1000.0
     );
     histogram(
-        &mut out,
+        out,
         "posbridge_cloud_request_duration_seconds",
         "Provider calls (refund and inquiry), from sending to the classified answer.",
         &stats.cloud_latency,
         &CLOUD_BUCKETS,
     );
     histogram(
-        &mut out,
+        out,
         "posbridge_refund_own_latency_seconds",
         "From a REFUND frame's arrival to its request leaving for the provider.",
         &stats.own_latency,
         &OWN_BUCKETS,
     );
+}
 
+/// Terminals with a session, and each known terminal's.
+fn render_terminals(out: &mut String, status: &BridgeStatus, stats: &BridgeStats) {
     family(
-        &mut out,
+        out,
         "posbridge_terminals_connected",
         "gauge",
         "Terminals with a session now.",
@@ -298,7 +330,7 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         status.terminals.len()
     );
     family(
-        &mut out,
+        out,
         "posbridge_terminal_up",
         "gauge",
         "1 while a terminal that said HELLO since the start has a session, else 0.",
@@ -311,14 +343,17 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
             label(&id)
         );
     }
-    let lines = bridge.lines();
+}
+
+/// Good and damaged frames, by line.
+fn render_link_frames(out: &mut String, lines: &[(String, LinkStatsSnapshot)]) {
     family(
-        &mut out,
+        out,
         "posbridge_link_frames_total",
         "counter",
         "Good frames, by line and direction.",
     );
-    for (line, s) in &lines {
+    for (line, s) in lines {
         let l = label(line);
         let _ = writeln!(
             out,
@@ -332,12 +367,12 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
         );
     }
     family(
-        &mut out,
+        out,
         "posbridge_link_damaged_frames_total",
         "counter",
         "Damaged frames dropped, by line and cause.",
     );
-    for (line, s) in &lines {
+    for (line, s) in lines {
         for cause in Damage::ALL {
             let _ = writeln!(
                 out,
@@ -348,12 +383,15 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
             );
         }
     }
+}
+
+/// The links' other counters, one family each, by line.
+fn render_link_counters(out: &mut String, lines: &[(String, LinkStatsSnapshot)]) {
     for (name, help, get) in [
         (
             "posbridge_link_retransmissions_total",
             "Data frames sent again after a timeout or NAK.",
-            (|s: &crate::link::LinkStatsSnapshot| s.retransmissions)
-                as fn(&crate::link::LinkStatsSnapshot) -> u64,
+            (|s: &LinkStatsSnapshot| s.retransmissions) as fn(&LinkStatsSnapshot) -> u64,
         ),
         (
             "posbridge_link_duplicates_total",
@@ -381,10 +419,9 @@ pub fn render(bridge: &Bridge, counts: &Counts, now_ms: i64) -> String {
             |s| s.connects,
         ),
     ] {
-        family(&mut out, name, "counter", help);
-        for (line, s) in &lines {
+        family(out, name, "counter", help);
+        for (line, s) in lines {
             let _ = writeln!(out, "{name}{{line=\"{}\"}} {}", label(line), get(s));
         }
     }
-    out
 }
