@@ -1,24 +1,22 @@
 //! The link's state machine: one task per link, never blocked by I/O.
 //!
-//! Reading and writing run in their own tasks so that a peer that stops reading cannot
+//! Reading and writing run in their own tasks (`io.rs`) so that a peer that stops reading cannot
 //! stall timers or ACKs here; frames to write are handed over without waiting, and a
 //! frame the writer cannot take is simply lost, which retransmission already covers.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt};
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant, sleep_until};
-use tokio_util::codec::{FramedRead, FramedWrite};
 
+use super::io::{read_loop, write_loop};
 use super::stats::{Counter, LinkStats};
 use super::{
     AckToken, BoxIo, Connector, Delivery, DownReason, LinkConfig, LinkEvent, Role, SendError,
-    SendRequest, TraceDirection, Tracer,
+    SendRequest,
 };
-use crate::wire::{Frame, FrameCodec, Inbound, Kind, WireStats};
+use crate::wire::{Frame, Inbound, Kind};
 
 /// Runs a link until every handle is dropped or the connector gives up.
 pub(super) async fn run(
@@ -60,7 +58,8 @@ enum Ended {
     Closed(String),
 }
 
-enum ReaderItem {
+/// What the reading task hands the state machine.
+pub(super) enum ReaderItem {
     Inbound(Inbound),
     Closed(String),
 }
@@ -535,69 +534,4 @@ impl State {
             self.transmit(Frame::control(Kind::ACK, seq));
         }
     }
-}
-
-async fn read_loop(
-    reader: ReadHalf<BoxIo>,
-    items: mpsc::Sender<ReaderItem>,
-    stats: Arc<LinkStats>,
-    tracer: Option<Tracer>,
-) {
-    let codec = if tracer.is_some() {
-        FrameCodec::capturing()
-    } else {
-        FrameCodec::new()
-    };
-    let mut framed = FramedRead::new(reader, codec);
-    let mut counted = WireStats::default();
-    loop {
-        let next = framed.next().await;
-        let now = framed.decoder().stats().clone();
-        stats.add_wire(&counted, &now);
-        counted = now;
-        let item = match next {
-            Some(Ok(inbound)) => {
-                if let Some(trace) = &tracer {
-                    trace(TraceDirection::In, framed.decoder().last_raw(), &inbound);
-                }
-                ReaderItem::Inbound(inbound)
-            }
-            Some(Err(e)) => ReaderItem::Closed(e.to_string()),
-            None => ReaderItem::Closed("end of stream".into()),
-        };
-        let last = matches!(item, ReaderItem::Closed(_));
-        if items.send(item).await.is_err() || last {
-            return;
-        }
-    }
-}
-
-async fn write_loop(
-    writer: WriteHalf<BoxIo>,
-    mut frames: mpsc::Receiver<Frame>,
-    stats: Arc<LinkStats>,
-    tracer: Option<Tracer>,
-) -> String {
-    let mut framed = FramedWrite::new(writer, FrameCodec::new());
-    let mut counted = WireStats::default();
-    while let Some(first) = frames.recv().await {
-        let mut next = Some(first);
-        while let Some(frame) = next {
-            if let Some(trace) = &tracer {
-                let raw = FrameCodec::to_wire(&frame).unwrap_or_default();
-                trace(TraceDirection::Out, &raw, &Inbound::Frame(frame.clone()));
-            }
-            if let Err(e) = SinkExt::<Frame>::feed(&mut framed, frame).await {
-                return e.to_string();
-            }
-            next = frames.try_recv().ok();
-        }
-        if let Err(e) = SinkExt::<Frame>::flush(&mut framed).await {
-            return e.to_string();
-        }
-        let now = framed.encoder().stats().clone();
-        stats.add_wire(&counted, &now);
-        counted = now;
-    }
-    "link stopped".into()
 }

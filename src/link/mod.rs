@@ -15,6 +15,7 @@
 mod audit;
 mod connector;
 mod core;
+mod io;
 mod stats;
 
 use std::time::Duration;
