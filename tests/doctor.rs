@@ -726,7 +726,7 @@ async fn key_files_others_can_read_and_bad_configurations_fail() {
     fails(
         &checks,
         "configuration",
-        "/usr/share/doc/posbridge/posbridge.example.toml",
+        "/usr/share/doc/posbridge/examples/posbridge.example.toml",
     );
     assert!(checks[0].detail.contains(":2:") && checks[0].detail.contains("ledger.path"));
 

@@ -19,7 +19,7 @@ const FILES: &[(&str, &str)] = &[
          or POSBRIDGE_CONFIG)",
     ),
     (
-        "/usr/share/doc/posbridge/posbridge.example.toml",
+        "/usr/share/doc/posbridge/examples/posbridge.example.toml",
         "every key of the configuration, with its default and range",
     ),
     (
@@ -31,11 +31,11 @@ const FILES: &[(&str, &str)] = &[
         "held by the running daemon; `doctor` names its pid",
     ),
     (
-        "/lib/systemd/system/posbridge.service",
+        "/usr/lib/systemd/system/posbridge.service",
         "the systemd unit; local changes go in /etc/systemd/system/posbridge.service.d/",
     ),
     (
-        "/usr/share/doc/posbridge/posbridge-credentials.conf.example",
+        "/usr/share/doc/posbridge/examples/posbridge-credentials.conf.example",
         "a drop-in handing the keys over with LoadCredential=",
     ),
     (
@@ -142,6 +142,51 @@ pub fn render(command: clap::Command, out: &mut dyn Write) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where the Debian package puts each file: its assets in Cargo.toml (a
+    /// destination ending in `/` keeps the source's name), and the unit cargo-deb
+    /// installs from systemd/.
+    fn packaged() -> Vec<String> {
+        let manifest: toml::Table = toml::from_str(include_str!("../../Cargo.toml")).unwrap();
+        let assets = manifest["package"]["metadata"]["deb"]["assets"]
+            .as_array()
+            .unwrap();
+        let mut paths: Vec<String> = assets
+            .iter()
+            .map(|a| {
+                let (source, dest) = (a[0].as_str().unwrap(), a[1].as_str().unwrap());
+                match dest.strip_suffix('/') {
+                    Some(dir) => format!("/{dir}/{}", source.rsplit('/').next().unwrap()),
+                    None => format!("/{dest}"),
+                }
+            })
+            .collect();
+        paths.push("/usr/lib/systemd/system/posbridge.service".into());
+        paths
+    }
+
+    #[test]
+    fn every_installed_file_the_page_names_is_where_the_package_puts_it() {
+        let packaged = packaged();
+        for (path, _) in FILES {
+            // The store's and the daemon's own files are made on the box, not shipped.
+            if path.starts_with("/var/")
+                || (path.starts_with("/etc/") && !path.ends_with("posbridge/posbridge.toml"))
+            {
+                continue;
+            }
+            assert!(
+                packaged.iter().any(|p| p == path),
+                "{path} is not where the package puts it: {packaged:?}"
+            );
+        }
+        for path in [
+            crate::daemon::doctor::EXAMPLE_CONFIG,
+            crate::daemon::doctor::CREDENTIALS_EXAMPLE,
+        ] {
+            assert!(packaged.iter().any(|p| p == path), "doctor names {path}");
+        }
+    }
 
     fn page() -> String {
         let command = <super::super::Cli as clap::CommandFactory>::command();

@@ -36,9 +36,10 @@ pub const INSTALLED_RULE: &str = "/lib/udev/rules.d/99-posbridge.rules";
 /// Where a store's own udev rule goes.
 pub const LOCAL_RULE: &str = "/etc/udev/rules.d/99-posbridge.rules";
 /// The annotated example configuration, as installed.
-pub const EXAMPLE_CONFIG: &str = "/usr/share/doc/posbridge/posbridge.example.toml";
+pub const EXAMPLE_CONFIG: &str = "/usr/share/doc/posbridge/examples/posbridge.example.toml";
 /// The credentials drop-in example, as installed.
-pub const CREDENTIALS_EXAMPLE: &str = "/usr/share/doc/posbridge/posbridge-credentials.conf.example";
+pub const CREDENTIALS_EXAMPLE: &str =
+    "/usr/share/doc/posbridge/examples/posbridge-credentials.conf.example";
 /// The example vendor:product id the shipped rule carries until a store sets its own.
 pub const EXAMPLE_USB_ID: (u16, u16) = (0x0b00, 0x3070);
 
