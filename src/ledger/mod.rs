@@ -12,20 +12,24 @@
 
 mod handle;
 mod model;
+mod open;
 mod outbox;
 mod presence;
+mod read;
+mod rows;
 mod schema;
-mod store;
+mod settle;
+mod write;
 
 pub use handle::LedgerHandle;
 pub use model::{
     AcceptPolicy, Acceptance, AttemptRecord, AttemptStatus, Change, Counts, DailyLimit, History,
     NewRefund, RefundRecord, Settlement, TransitionRecord,
 };
+pub use open::{Ledger, ensure_directory};
 pub use outbox::{FleetPosition, OutboxEntry, OutboxRefund};
 pub use presence::{Presence, denied_text, presence};
 pub use schema::VERSION as SCHEMA_VERSION;
-pub use store::{Ledger, ensure_directory};
 
 /// Why the ledger could not do something.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
