@@ -6,9 +6,10 @@
 //! version 4). Transitions recorded before a sink was configured have no copy: they
 //! carry the refund's current columns, with the transition's own state.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
+use super::rows::columns;
 use super::{Ledger, LedgerError};
 
 /// One transition as the fleet's sink receives it; its JSON form is one line of a
@@ -91,20 +92,79 @@ pub struct FleetPosition {
     pub oldest_unconfirmed_ms: Option<i64>,
 }
 
-const SELECT_ENTRY: &str = "SELECT t.id, t.at_ms, t.from_state, t.to_state, t.cause, \
-    t.result_code, t.attempt_id, r.id, r.terminal_id, r.original_merchant_refund_id, \
-    r.payment_id, r.amount_value, r.amount_currency, r.memo, r.provider, r.created_ms, \
-    COALESCE(s.state, t.to_state), a.refund_request_id, \
-    CASE WHEN s.seq IS NULL THEN r.provider_refund_id ELSE s.provider_refund_id END, \
-    CASE WHEN s.seq IS NULL THEN r.refund_time ELSE s.refund_time END, \
-    CASE WHEN s.seq IS NULL THEN r.refunded_value ELSE s.refunded_value END, \
-    CASE WHEN s.seq IS NULL THEN r.refunded_currency ELSE s.refunded_currency END, \
-    CASE WHEN s.seq IS NULL THEN r.result_code ELSE s.result_code END, \
-    CASE WHEN s.seq IS NULL THEN r.result_message ELSE s.result_message END, \
-    COALESCE(s.updated_ms, r.updated_ms) \
-    FROM transitions t JOIN refunds r ON r.id = t.refund_id \
-    LEFT JOIN fleet_snapshots s ON s.seq = t.id \
-    LEFT JOIN attempts a ON a.id = COALESCE(s.attempt_id, r.attempt_id)";
+columns! {
+    /// A transition with its refund as it left it: the refund's own columns where
+    /// the trigger kept no copy.
+    struct EntryColumns from "transitions t JOIN refunds r ON r.id = t.refund_id \
+        LEFT JOIN fleet_snapshots s ON s.seq = t.id \
+        LEFT JOIN attempts a ON a.id = COALESCE(s.attempt_id, r.attempt_id)" {
+        seq = "t.id",
+        at_ms = "t.at_ms",
+        from_state = "t.from_state",
+        to_state = "t.to_state",
+        cause = "t.cause",
+        result_code = "t.result_code",
+        attempt_id = "t.attempt_id",
+        refund_id = "r.id",
+        terminal_id = "r.terminal_id",
+        original_merchant_refund_id = "r.original_merchant_refund_id",
+        payment_id = "r.payment_id",
+        amount_value = "r.amount_value",
+        amount_currency = "r.amount_currency",
+        memo = "r.memo",
+        provider = "r.provider",
+        created_ms = "r.created_ms",
+        state = "COALESCE(s.state, t.to_state)",
+        refund_request_id = "a.refund_request_id",
+        provider_refund_id =
+            "CASE WHEN s.seq IS NULL THEN r.provider_refund_id ELSE s.provider_refund_id END",
+        refund_time = "CASE WHEN s.seq IS NULL THEN r.refund_time ELSE s.refund_time END",
+        refunded_value =
+            "CASE WHEN s.seq IS NULL THEN r.refunded_value ELSE s.refunded_value END",
+        refunded_currency =
+            "CASE WHEN s.seq IS NULL THEN r.refunded_currency ELSE s.refunded_currency END",
+        refund_result_code =
+            "CASE WHEN s.seq IS NULL THEN r.result_code ELSE s.result_code END",
+        result_message =
+            "CASE WHEN s.seq IS NULL THEN r.result_message ELSE s.result_message END",
+        updated_ms = "COALESCE(s.updated_ms, r.updated_ms)",
+    }
+}
+
+impl EntryColumns {
+    /// The entry in `row`.
+    fn read(&self, r: &Row) -> rusqlite::Result<OutboxEntry> {
+        Ok(OutboxEntry {
+            seq: r.get(self.seq)?,
+            at_ms: r.get(self.at_ms)?,
+            from_state: r.get(self.from_state)?,
+            to_state: r.get(self.to_state)?,
+            cause: r.get(self.cause)?,
+            result_code: r.get(self.result_code)?,
+            attempt_id: r.get(self.attempt_id)?,
+            refund: OutboxRefund {
+                id: r.get(self.refund_id)?,
+                terminal_id: r.get(self.terminal_id)?,
+                original_merchant_refund_id: r.get(self.original_merchant_refund_id)?,
+                payment_id: r.get(self.payment_id)?,
+                amount_value: r.get(self.amount_value)?,
+                amount_currency: r.get(self.amount_currency)?,
+                memo: r.get(self.memo)?,
+                provider: r.get(self.provider)?,
+                created_ms: r.get(self.created_ms)?,
+                state: r.get(self.state)?,
+                refund_request_id: r.get(self.refund_request_id)?,
+                provider_refund_id: r.get(self.provider_refund_id)?,
+                refund_time: r.get(self.refund_time)?,
+                refunded_value: r.get(self.refunded_value)?,
+                refunded_currency: r.get(self.refunded_currency)?,
+                result_code: r.get(self.refund_result_code)?,
+                result_message: r.get(self.result_message)?,
+                updated_ms: r.get(self.updated_ms)?,
+            },
+        })
+    }
+}
 
 impl Ledger {
     /// Turns the outbox on for `box_id` and returns where it stands. A ledger that
@@ -186,39 +246,13 @@ impl Ledger {
 
     /// Up to `limit` transitions after sequence `after`, in order.
     pub fn outbox_after(&self, after: i64, limit: usize) -> Result<Vec<OutboxEntry>, LedgerError> {
-        let sql = format!("{SELECT_ENTRY} WHERE t.id > ?1 ORDER BY t.id LIMIT ?2");
+        let sql = format!(
+            "{} WHERE t.id > ?1 ORDER BY t.id LIMIT ?2",
+            EntryColumns::SELECT
+        );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![after, limit as i64], |r| {
-            Ok(OutboxEntry {
-                seq: r.get(0)?,
-                at_ms: r.get(1)?,
-                from_state: r.get(2)?,
-                to_state: r.get(3)?,
-                cause: r.get(4)?,
-                result_code: r.get(5)?,
-                attempt_id: r.get(6)?,
-                refund: OutboxRefund {
-                    id: r.get(7)?,
-                    terminal_id: r.get(8)?,
-                    original_merchant_refund_id: r.get(9)?,
-                    payment_id: r.get(10)?,
-                    amount_value: r.get(11)?,
-                    amount_currency: r.get(12)?,
-                    memo: r.get(13)?,
-                    provider: r.get(14)?,
-                    created_ms: r.get(15)?,
-                    state: r.get(16)?,
-                    refund_request_id: r.get(17)?,
-                    provider_refund_id: r.get(18)?,
-                    refund_time: r.get(19)?,
-                    refunded_value: r.get(20)?,
-                    refunded_currency: r.get(21)?,
-                    result_code: r.get(22)?,
-                    result_message: r.get(23)?,
-                    updated_ms: r.get(24)?,
-                },
-            })
-        })?;
+        let columns = EntryColumns::of(&stmt)?;
+        let rows = stmt.query_map(params![after, limit as i64], |r| columns.read(r))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

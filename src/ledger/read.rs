@@ -4,11 +4,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::LedgerError;
-use super::model::{
-    AttemptRecord, AttemptStatus, Counts, History, RefundRecord, TransitionRecord, parse_state,
-};
+use super::model::{Counts, History, RefundRecord};
 use super::open::Ledger;
-use super::rows::{SELECT_REFUND, corrupt, refund_from_row};
+use super::rows::{AttemptColumns, RefundColumns, SELECT_REFUND, TransitionColumns};
 use crate::state::RefundState;
 
 /// States in which the bridge still owes a refund something; a later refund of the
@@ -232,71 +230,28 @@ impl Ledger {
     /// A refund's whole story.
     pub fn history(&self, id: i64) -> Result<History, LedgerError> {
         let refund = get(&self.conn, id)?;
-        let mut stmt = self.conn.prepare(
-            "SELECT id, refund_request_id, status, sends, created_ms, last_sent_ms, last_outcome \
-             FROM attempts WHERE refund_id = ?1 ORDER BY id",
-        )?;
-        let attempts = stmt
-            .query_map(params![id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .map(|(aid, rrid, status, sends, created, last_sent, outcome)| {
-                Ok(AttemptRecord {
-                    id: aid,
-                    refund_request_id: rrid,
-                    status: AttemptStatus::parse(&status)
-                        .ok_or_else(|| corrupt(id, format!("attempt status {status:?}")))?,
-                    sends: sends.clamp(0, i64::from(u32::MAX)) as u32,
-                    created_ms: created,
-                    last_sent_ms: last_sent,
-                    last_outcome: outcome,
-                })
-            })
-            .collect::<Result<Vec<_>, LedgerError>>()?;
-        let mut stmt = self.conn.prepare(
-            "SELECT at_ms, from_state, to_state, cause, result_code, attempt_id \
-             FROM transitions WHERE refund_id = ?1 ORDER BY id",
-        )?;
-        let transitions = stmt
-            .query_map(params![id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, Option<i64>>(5)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .map(|(at, from, to, cause, code, attempt)| {
-                Ok(TransitionRecord {
-                    at_ms: at,
-                    from_state: match from {
-                        None => None,
-                        Some(s) => Some(
-                            parse_state(&s).ok_or_else(|| corrupt(id, format!("state {s:?}")))?,
-                        ),
-                    },
-                    to_state: parse_state(&to)
-                        .ok_or_else(|| corrupt(id, format!("state {to:?}")))?,
-                    cause,
-                    result_code: code,
-                    attempt_id: attempt,
-                })
-            })
-            .collect::<Result<Vec<_>, LedgerError>>()?;
+        let sql = format!(
+            "{} WHERE refund_id = ?1 ORDER BY id",
+            AttemptColumns::SELECT
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let columns = AttemptColumns::of(&stmt)?;
+        let mut rows = stmt.query(params![id])?;
+        let mut attempts = Vec::new();
+        while let Some(row) = rows.next()? {
+            attempts.push(columns.read(row, id)?);
+        }
+        let sql = format!(
+            "{} WHERE refund_id = ?1 ORDER BY id",
+            TransitionColumns::SELECT
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let columns = TransitionColumns::of(&stmt)?;
+        let mut rows = stmt.query(params![id])?;
+        let mut transitions = Vec::new();
+        while let Some(row) = rows.next()? {
+            transitions.push(columns.read(row, id)?);
+        }
         Ok(History {
             refund,
             attempts,
@@ -316,10 +271,11 @@ impl Ledger {
             // In the time index's order, so rows stream without a sort of the range first.
             format!("{SELECT_REFUND} WHERE r.created_ms >= ?1 AND r.created_ms < ?2 ORDER BY r.created_ms, r.id");
         let mut stmt = self.conn.prepare(&sql)?;
+        let columns = RefundColumns::of(&stmt)?;
         let mut rows = stmt.query(params![since_ms, until_ms.unwrap_or(i64::MAX)])?;
         let mut n = 0;
         while let Some(row) = rows.next()? {
-            visit(&refund_from_row(row)?);
+            visit(&columns.read(row)?);
             n += 1;
         }
         Ok(n)
@@ -354,10 +310,11 @@ pub(super) fn collect(
     params: impl rusqlite::Params,
 ) -> Result<Vec<RefundRecord>, LedgerError> {
     let mut stmt = conn.prepare_cached(sql)?;
+    let columns = RefundColumns::of(&stmt)?;
     let mut rows = stmt.query(params)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(refund_from_row(row)?);
+        out.push(columns.read(row)?);
     }
     Ok(out)
 }
