@@ -145,7 +145,9 @@ impl From<LedgerError> for Failure {
     fn from(e: LedgerError) -> Failure {
         let status = match &e {
             LedgerError::NotFound(_) | LedgerError::Ambiguous(..) => Status::NotFound,
-            LedgerError::NotAllowed { .. } => Status::WrongState,
+            LedgerError::NotAllowed { .. }
+            | LedgerError::FleetAhead { .. }
+            | LedgerError::FleetOff { .. } => Status::WrongState,
             LedgerError::File { reason, .. } if reason.contains("ermission denied") => {
                 Status::Permission
             }
@@ -259,7 +261,7 @@ mod tests {
         assert_eq!(
             of(LedgerError::NotAllowed {
                 id: 1,
-                state: "SUCCEEDED".into(),
+                state: crate::state::RefundState::Succeeded,
                 what: "already settled".into()
             }),
             Status::WrongState

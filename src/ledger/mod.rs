@@ -31,6 +31,8 @@ pub use outbox::{FleetPosition, OutboxEntry, OutboxRefund};
 pub use presence::{Presence, denied_text, presence};
 pub use schema::VERSION as SCHEMA_VERSION;
 
+use crate::state::RefundState;
+
 /// Why the ledger could not do something.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LedgerError {
@@ -76,9 +78,29 @@ pub enum LedgerError {
         /// The refund's number.
         id: i64,
         /// Its state.
-        state: String,
+        state: RefundState,
         /// What was refused.
         what: String,
+    },
+    /// The fleet's sink says it holds more of this box than the ledger ever wrote.
+    #[error(
+        "the fleet sink says it holds box {box_id:?} up to sequence {seq}, beyond this \
+         ledger's last ({last}): another box uses the same box_id, or this ledger was \
+         restored from an older copy"
+    )]
+    FleetAhead {
+        /// The box id.
+        box_id: String,
+        /// The sequence the sink says it holds.
+        seq: i64,
+        /// The ledger's last sequence.
+        last: i64,
+    },
+    /// The fleet's sink confirmed a box the outbox is not on for.
+    #[error("the fleet outbox is not on for box {box_id:?}")]
+    FleetOff {
+        /// The box id confirmed.
+        box_id: String,
     },
     /// The ledger thread has stopped.
     #[error("the ledger is closed")]

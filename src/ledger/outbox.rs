@@ -271,14 +271,10 @@ impl Ledger {
             r.get(0)
         })?;
         if seq < 0 || seq > last {
-            return Err(LedgerError::NotAllowed {
-                id: 0,
-                state: format!("fleet sequence {last}"),
-                what: format!(
-                    "the sink says it holds box {box_id:?} up to sequence {seq}, beyond this \
-                     ledger's last ({last}): another box uses the same box_id, or this \
-                     ledger was restored from an older copy"
-                ),
+            return Err(LedgerError::FleetAhead {
+                box_id: box_id.to_owned(),
+                seq,
+                last,
             });
         }
         let changed = sp.execute(
@@ -287,10 +283,8 @@ impl Ledger {
             params![seq, now_ms, box_id],
         )?;
         if changed != 1 {
-            return Err(LedgerError::NotAllowed {
-                id: 0,
-                state: "fleet".into(),
-                what: format!("the outbox is not on for box {box_id:?}"),
+            return Err(LedgerError::FleetOff {
+                box_id: box_id.to_owned(),
             });
         }
         sp.execute("DELETE FROM fleet_snapshots WHERE seq <= ?1", params![seq])?;

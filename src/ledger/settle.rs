@@ -50,7 +50,7 @@ impl Ledger {
         if !allowed {
             return Err(LedgerError::NotAllowed {
                 id: refund_id,
-                state: current.state.to_string(),
+                state: current.state,
                 what: match current.state {
                     RefundState::NeedsAttention | RefundState::ProviderPending => {
                         format!("it can be settled as SUCCEEDED or FAILED, not {to}")
@@ -145,7 +145,7 @@ impl Ledger {
         if current.state != RefundState::Succeeded || current.refunded.is_some() {
             return Err(LedgerError::NotAllowed {
                 id: refund_id,
-                state: current.state.to_string(),
+                state: current.state,
                 what: "only a SUCCEEDED refund whose amount is unknown can learn it".into(),
             });
         }

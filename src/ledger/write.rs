@@ -169,7 +169,7 @@ impl Ledger {
             let current = get(&sp, refund_id)?;
             return Err(LedgerError::NotAllowed {
                 id: refund_id,
-                state: current.state.to_string(),
+                state: current.state,
                 what: format!(
                     "attempt {attempt_id} is {} (expected {seen}); not sent again",
                     current.attempt_status
@@ -196,14 +196,14 @@ impl Ledger {
             // the same attempt changes nothing.
             return Err(LedgerError::NotAllowed {
                 id: refund_id,
-                state: current.state.to_string(),
+                state: current.state,
                 what: "the refund is settled already".into(),
             });
         }
         if current.attempt_id != attempt_id {
             return Err(LedgerError::NotAllowed {
                 id: refund_id,
-                state: current.state.to_string(),
+                state: current.state,
                 what: format!("attempt {attempt_id} is no longer the current one"),
             });
         }
@@ -280,7 +280,7 @@ impl Ledger {
         if current.state != RefundState::Failed {
             return Err(LedgerError::NotAllowed {
                 id: refund_id,
-                state: current.state.to_string(),
+                state: current.state,
                 what: "only a FAILED refund can be retried".into(),
             });
         }
@@ -321,7 +321,7 @@ impl Ledger {
         ) {
             return Err(LedgerError::NotAllowed {
                 id: refund_id,
-                state: current.state.to_string(),
+                state: current.state,
                 what: "only a refund the bridge is still working on can be made due now".into(),
             });
         }
