@@ -332,12 +332,7 @@ fn ledger(config: &Config) -> Check {
     }
     match Ledger::open(path).and_then(|l| l.counts()) {
         Ok(counts) => {
-            let attention = counts
-                .by_state
-                .iter()
-                .find(|(s, _)| s == "NEEDS_ATTENTION")
-                .map(|(_, n)| *n)
-                .unwrap_or(0);
+            let attention = counts.in_state(crate::state::RefundState::NeedsAttention);
             let detail = format!(
                 "{}: {} refund(s) not yet settled, {attention} need attention",
                 path.display(),

@@ -290,7 +290,7 @@ impl Counts {
     pub fn in_state(&self, state: RefundState) -> u64 {
         self.by_state
             .iter()
-            .find(|(s, _)| s == state.as_str())
+            .find(|(s, _)| *s == state)
             .map_or(0, |(_, n)| *n)
     }
 }
@@ -300,7 +300,7 @@ impl Counts {
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     /// Refunds by state, in [`RefundState::ALL`] order.
-    pub by_state: Vec<(String, u64)>,
+    pub by_state: Vec<(RefundState, u64)>,
     /// Refunds not yet final (ACCEPTED, QUEUED, PROCESSING).
     pub unfinished: u64,
     /// When the oldest unfinished refund was accepted.

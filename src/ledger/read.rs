@@ -200,20 +200,17 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT state, n FROM state_counts")?;
-        let rows: Vec<(String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let by_state: Vec<(String, u64)> = RefundState::ALL
-            .iter()
-            .map(|s| {
-                let n = rows
-                    .iter()
-                    .find(|(name, _)| name == s.as_str())
-                    .map(|(_, n)| *n)
-                    .unwrap_or(0);
-                (s.as_str().to_owned(), n.max(0) as u64)
-            })
-            .collect();
+        let mut by_state: Vec<(RefundState, u64)> =
+            RefundState::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let name: String = row.get(0)?;
+            let n: i64 = row.get(1)?;
+            // The refunds table's CHECK lets only a state's name in.
+            if let Some((_, count)) = by_state.iter_mut().find(|(s, _)| s.as_str() == name) {
+                *count = n.max(0) as u64;
+            }
+        }
         let (unfinished, oldest): (i64, Option<i64>) = self
             .conn
             .prepare_cached(&format!(
