@@ -148,12 +148,8 @@ impl From<LedgerError> for Failure {
             LedgerError::NotAllowed { .. }
             | LedgerError::FleetAhead { .. }
             | LedgerError::FleetOff { .. } => Status::WrongState,
-            LedgerError::File { reason, .. } if reason.contains("ermission denied") => {
-                Status::Permission
-            }
-            LedgerError::Sqlite(reason) if reason.contains("locked") || reason.contains("busy") => {
-                Status::NoAnswer
-            }
+            e if e.permission_denied() => Status::Permission,
+            e if e.busy() => Status::NoAnswer,
             _ => Status::Failed,
         };
         Failure::new(status, e.to_string())
@@ -269,12 +265,18 @@ mod tests {
         assert_eq!(
             of(LedgerError::File {
                 path: "/x".into(),
-                reason: "Permission denied (os error 13)".into()
+                reason: "Permission denied (os error 13)".into(),
+                cause: Some(crate::ledger::FileCause::Io(std::sync::Arc::new(
+                    std::io::Error::from_raw_os_error(13)
+                ))),
             }),
             Status::Permission
         );
         assert_eq!(
-            of(LedgerError::Sqlite("database is locked".into())),
+            of(LedgerError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("database is locked".into())
+            ))),
             Status::NoAnswer
         );
         assert_eq!(

@@ -4,11 +4,12 @@
 //! one transaction and answers each caller only after that transaction is on disk.
 //! Each call is its own savepoint, so one failing call leaves the others intact.
 
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::oneshot;
 
-use super::{Ledger, LedgerError};
+use super::{FileCause, Ledger, LedgerError};
 
 /// Tells a caller how its call ended, once the batch's commit result is known.
 type Finish = Box<dyn FnOnce(Option<&LedgerError>) + Send>;
@@ -36,6 +37,7 @@ impl LedgerHandle {
         let thread_error = |e: std::io::Error| LedgerError::File {
             path: "ledger thread".into(),
             reason: e.to_string(),
+            cause: Some(FileCause::Io(Arc::new(e))),
         };
         let mut checkpointer = ledger.checkpointer()?;
         ledger.leave_checkpoints_to_background()?;

@@ -5,10 +5,11 @@
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use super::{LedgerError, schema};
+use super::{FileCause, LedgerError, schema};
 
 /// The ledger file.
 pub struct Ledger {
@@ -22,10 +23,29 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
-fn file_error(path: &Path, reason: impl std::fmt::Display) -> LedgerError {
+/// A file error: `reason` says what went wrong in words that include the system's,
+/// and `cause` keeps the system's error itself.
+fn file_error(
+    path: &Path,
+    reason: impl std::fmt::Display,
+    cause: Option<FileCause>,
+) -> LedgerError {
     LedgerError::File {
         path: path.display().to_string(),
         reason: reason.to_string(),
+        cause,
+    }
+}
+
+fn io_cause(e: std::io::Error) -> Option<FileCause> {
+    Some(FileCause::Io(Arc::new(e)))
+}
+
+/// SQLite could not open or set up the file at `path`.
+fn open_error(path: &Path, e: rusqlite::Error) -> LedgerError {
+    LedgerError::Open {
+        path: path.display().to_string(),
+        source: Arc::new(e),
     }
 }
 
@@ -38,7 +58,13 @@ pub fn ensure_directory(path: &Path) -> Result<(), LedgerError> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| file_error(dir, format!("cannot create the directory: {e}")))?;
+            .map_err(|e| {
+                file_error(
+                    dir,
+                    format!("cannot create the directory: {e}"),
+                    io_cause(e),
+                )
+            })?;
     }
     Ok(())
 }
@@ -75,6 +101,7 @@ fn make_private(path: &Path) -> Result<(), LedgerError> {
                          ({e}); run chmod 600 {}",
                         file.display()
                     ),
+                    io_cause(e),
                 )
             },
         )?;
@@ -107,6 +134,7 @@ fn check_writable(path: &Path) -> Result<(), LedgerError> {
                 user(),
                 e.desc()
             ),
+            Some(FileCause::Access(e)),
         ));
     }
     let dir = match path.parent() {
@@ -127,6 +155,7 @@ fn check_writable(path: &Path) -> Result<(), LedgerError> {
                 user(),
                 e.desc()
             ),
+            Some(FileCause::Access(e)),
         ));
     }
     Ok(())
@@ -146,11 +175,11 @@ impl Ledger {
         {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => make_private(path)?,
-            Err(e) => return Err(file_error(path, format!("cannot create: {e}"))),
+            Err(e) => return Err(file_error(path, format!("cannot create: {e}"), io_cause(e))),
         }
         check_writable(path)?;
-        let mut conn = Connection::open(path).map_err(|e| file_error(path, e))?;
-        let sqlite = |e: rusqlite::Error| file_error(path, e);
+        let mut conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+        let sqlite = |e: rusqlite::Error| open_error(path, e);
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(sqlite)?;
         let mode: String = conn
@@ -161,6 +190,7 @@ impl Ledger {
             return Err(file_error(
                 path,
                 format!("cannot use WAL (journal mode {mode})"),
+                None,
             ));
         }
         conn.pragma_update(None, "synchronous", "FULL")
@@ -168,7 +198,10 @@ impl Ledger {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(sqlite)?;
         schema::migrate(&mut conn).map_err(|e| match e {
-            LedgerError::Sqlite(reason) => file_error(path, reason),
+            LedgerError::Sqlite(source) => LedgerError::Open {
+                path: path.display().to_string(),
+                source,
+            },
             e => e,
         })?;
         Ok(Ledger {
@@ -197,6 +230,7 @@ impl Ledger {
                             nix::unistd::geteuid(),
                             e.desc()
                         ),
+                        Some(FileCause::Access(e)),
                     )
                 });
             }
@@ -217,7 +251,7 @@ impl Ledger {
 
     /// A second connection to the same file, for background checkpoints.
     pub(super) fn checkpointer(&self) -> Result<Checkpointer, LedgerError> {
-        let conn = Connection::open(&self.path).map_err(|e| file_error(&self.path, e))?;
+        let conn = Connection::open(&self.path).map_err(|e| open_error(&self.path, e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         Ok(Checkpointer { conn })
     }

@@ -199,7 +199,7 @@ impl Ledger {
         }
         sp.commit()?;
         self.fleet_position()?
-            .ok_or_else(|| LedgerError::Sqlite("fleet_sink row vanished".into()))
+            .ok_or(LedgerError::Inconsistent("fleet_sink row vanished"))
     }
 
     /// Turns the outbox off: no sink is configured, so no copies are kept.

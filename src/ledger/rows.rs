@@ -9,8 +9,8 @@
 
 use rusqlite::Row;
 
-use super::LedgerError;
 use super::model::{AttemptRecord, AttemptStatus, RefundRecord, TransitionRecord, parse_state};
+use super::{LedgerError, StoredAmountError};
 use crate::money::{Amount, Currency};
 
 /// Declares one query's result columns: a struct holding where the statement put each
@@ -121,14 +121,15 @@ fn amount(
     value: Option<i64>,
     currency: Option<String>,
 ) -> Result<Option<Amount>, LedgerError> {
-    match (value, currency) {
+    let amount = match (value, currency) {
         (Some(value), Some(code)) => Currency::parse(&code)
-            .map_err(|e| corrupt(id, e.to_string()))
-            .and_then(|c| Amount::new(value, c).map_err(|e| corrupt(id, e.to_string())))
+            .map_err(StoredAmountError::from)
+            .and_then(|c| Amount::new(value, c).map_err(StoredAmountError::from))
             .map(Some),
         (None, None) => Ok(None),
-        _ => Err(corrupt(id, "amount without currency".into())),
-    }
+        _ => Err(StoredAmountError::Half),
+    };
+    amount.map_err(|source| LedgerError::CorruptAmount { id, source })
 }
 
 impl RefundColumns {
