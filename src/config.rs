@@ -223,10 +223,10 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// Why a configuration cannot be used.
+/// Why the configuration file cannot be used: the file, the line and the key to blame.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct ConfigError {
+pub struct ConfigFileError {
     /// The file.
     pub file: String,
     /// The line, when one is to blame.
@@ -239,7 +239,7 @@ impl Config {
     /// Reads and checks the file and its drop-ins, as the daemon does: a relative key file names a
     /// systemd credential in `$CREDENTIALS_DIRECTORY` when the service has one, and
     /// otherwise a file beside the configuration.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<Config, ConfigFileError> {
         Config::load_with(path, &CredentialLookup::service()).map(|(config, _)| config)
     }
 
@@ -249,14 +249,14 @@ impl Config {
     pub fn load_with(
         path: &Path,
         lookup: &CredentialLookup,
-    ) -> Result<(Config, Vec<FoundKey>), ConfigError> {
+    ) -> Result<(Config, Vec<FoundKey>), ConfigFileError> {
         let mut config = dropin::Sources::read(path)?.parse()?;
         let found = resolve_key_files(&mut config.provider, config.fleet.as_mut(), path, lookup);
         Ok((config, found))
     }
 
     /// Parses and checks a configuration text; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigFileError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let (mut line, key) = match e.span() {
                 Some(span) => locate(text, span.start),
@@ -269,7 +269,7 @@ impl Config {
                 && let Some((field, message)) = provider_error(text)
             {
                 line = line_of_field(text, &field).or(line);
-                return ConfigError {
+                return ConfigFileError {
                     file: file.to_owned(),
                     line,
                     message: format!("`{field}`: {message}"),
@@ -279,7 +279,7 @@ impl Config {
                 Some(key) => format!("`{key}`: {}", redact(e.message())),
                 None => redact(e.message()),
             };
-            ConfigError {
+            ConfigFileError {
                 file: file.to_owned(),
                 line,
                 message,
@@ -297,8 +297,8 @@ impl Config {
 
     /// An error about `key` (a dotted key such as `provider.private_key_file`, or
     /// none for the whole file) found after parsing, pointing at the key's line.
-    pub fn error_at(&self, key: Option<&str>, message: &str) -> ConfigError {
-        ConfigError {
+    pub fn error_at(&self, key: Option<&str>, message: &str) -> ConfigFileError {
+        ConfigFileError {
             file: self.source.file.clone(),
             line: line_of_check(&self.source.text, key, message),
             message: match key {
@@ -310,8 +310,11 @@ impl Config {
 
     /// A provider's error (building it, reading its keys), pointing at the line of
     /// the `[provider]` setting it names.
-    pub fn provider_error(&self, error: &crate::provider::settings::ConfigError) -> ConfigError {
-        use crate::provider::settings::ConfigError as ProviderError;
+    pub fn provider_error(
+        &self,
+        error: &crate::provider::settings::SettingsError,
+    ) -> ConfigFileError {
+        use crate::provider::settings::SettingsError as ProviderError;
         match error {
             ProviderError::Invalid { field, reason } => {
                 self.error_at(Some(&format!("provider.{field}")), reason)
@@ -362,7 +365,7 @@ impl Config {
             .validate()
             .map_err(|e| (Some("messages".into()), e))?;
         self.provider.validate().map_err(|e| match e {
-            crate::provider::settings::ConfigError::Invalid { field, reason } => {
+            crate::provider::settings::SettingsError::Invalid { field, reason } => {
                 (Some(format!("provider.{field}")), reason)
             }
             other => (Some("provider".into()), other.to_string()),

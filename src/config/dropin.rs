@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigError, line_of_field, line_of_key, locate, redact};
+use super::{Config, ConfigFileError, line_of_field, line_of_key, locate, redact};
 
 /// One file read: its name for errors, its text and its table.
 struct Source {
@@ -30,8 +30,8 @@ pub fn directory_of(main: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
+fn read(path: &Path) -> Result<String, ConfigFileError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigFileError {
         file: path.display().to_string(),
         line: None,
         message: format!("cannot read: {e}"),
@@ -41,14 +41,14 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 impl Sources {
     /// Reads `main` and every `*.toml` in its drop-in directory (a missing directory
     /// is none; an unreadable one is an error, not silently skipped).
-    pub fn read(main: &Path) -> Result<Sources, ConfigError> {
+    pub fn read(main: &Path) -> Result<Sources, ConfigFileError> {
         let main_text = read(main)?;
         let mut paths = Vec::new();
         let dir = directory_of(main);
         match std::fs::read_dir(&dir) {
             Ok(entries) => {
                 for entry in entries {
-                    let entry = entry.map_err(|e| ConfigError {
+                    let entry = entry.map_err(|e| ConfigFileError {
                         file: dir.display().to_string(),
                         line: None,
                         message: format!("cannot list: {e}"),
@@ -61,7 +61,7 @@ impl Sources {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(ConfigError {
+                return Err(ConfigFileError {
                     file: dir.display().to_string(),
                     line: None,
                     message: format!("cannot list: {e}"),
@@ -82,7 +82,7 @@ impl Sources {
                     Some(span) => locate(&text, span.start),
                     None => (None, None),
                 };
-                ConfigError {
+                ConfigFileError {
                     file: file.clone(),
                     line,
                     message: match key {
@@ -101,9 +101,9 @@ impl Sources {
 
     /// The configuration they make together. With no drop-in this is exactly the
     /// main file parsed alone.
-    pub fn parse(self) -> Result<Config, ConfigError> {
+    pub fn parse(self) -> Result<Config, ConfigFileError> {
         let Some((first, rest)) = self.list.split_first() else {
-            return Err(ConfigError {
+            return Err(ConfigFileError {
                 file: self.main,
                 line: None,
                 message: "nothing was read".into(),
@@ -116,7 +116,7 @@ impl Sources {
         for source in rest {
             merge(&mut merged, source.table.clone());
         }
-        let text = toml::to_string(&merged).map_err(|e| ConfigError {
+        let text = toml::to_string(&merged).map_err(|e| ConfigFileError {
             file: self.main.clone(),
             line: None,
             message: format!("cannot combine the drop-in files: {e}"),
@@ -126,7 +126,7 @@ impl Sources {
 
     /// Points an error found in the combined text at the file that set the key it
     /// names (the last one to set it), with that file's line.
-    fn blame(&self, error: ConfigError) -> ConfigError {
+    fn blame(&self, error: ConfigFileError) -> ConfigFileError {
         let key = error
             .message
             .strip_prefix('`')
@@ -146,12 +146,12 @@ impl Sources {
                 .map(|(s, _)| (s, key))
         });
         match found {
-            Some((source, key)) => ConfigError {
+            Some((source, key)) => ConfigFileError {
                 file: source.file.clone(),
                 line: line_of_field(&source.text, key).or_else(|| line_of_key(&source.text, key)),
                 message: error.message,
             },
-            None => ConfigError {
+            None => ConfigFileError {
                 file: format!(
                     "{} (with {})",
                     self.main,
