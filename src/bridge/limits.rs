@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::bounds::{self, BadSetting};
 use crate::ledger::DailyLimit;
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 
@@ -41,25 +42,23 @@ impl Limits {
         !self.per_refund.is_empty() || !self.per_terminal_per_day.is_empty()
     }
 
-    /// Checks codes, amounts and the time zone.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks codes, amounts and the time zone; a bad one is named below `[limits]`
+    /// (`per_refund.usd`).
+    pub fn validate(&self) -> Result<(), BadSetting> {
         for (table, map) in [
             ("per_refund", &self.per_refund),
             ("per_terminal_per_day", &self.per_terminal_per_day),
         ] {
             for (code, value) in map {
-                Currency::parse(code).map_err(|e| format!("limits.{table}.{code}: {e}"))?;
-                if !(1..=MAX_AMOUNT).contains(value) {
-                    return Err(format!(
-                        "limits.{table}.{code}: must be from 1 to {MAX_AMOUNT} (minor units), got {value}"
-                    ));
-                }
+                let key = format!("{table}.{code}");
+                Currency::parse(code).map_err(|e| BadSetting::new(&key, e.to_string()))?;
+                bounds::check(&key, *value, 1..=MAX_AMOUNT, " (minor units)")?;
             }
         }
         jiff::tz::TimeZone::get(&self.time_zone).map_err(|e| {
-            format!(
-                "limits.time_zone: {:?} is not a known time zone ({e})",
-                self.time_zone
+            BadSetting::new(
+                "time_zone",
+                format!("{:?} is not a known time zone ({e})", self.time_zone),
             )
         })?;
         Ok(())
@@ -166,7 +165,7 @@ mod tests {
             ("time_zone = \"Mars/Base\"", "time zone"),
         ] {
             let l: Limits = toml::from_str(text).unwrap();
-            let err = l.validate().unwrap_err();
+            let err = l.validate().unwrap_err().to_string();
             assert!(err.contains(says), "{text}: {err}");
         }
     }

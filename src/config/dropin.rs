@@ -8,12 +8,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigFileError, line_of_field, line_of_key, locate, redact};
+use serde::Deserialize as _;
 
-/// One file read: its name for errors, its text and its table.
+use super::{Config, ConfigFileError, Positions};
+
+/// One file read: its name for errors, its text, where its keys are and its table.
 struct Source {
     file: String,
     text: String,
+    positions: Positions,
     table: toml::Table,
 }
 
@@ -31,10 +34,13 @@ pub fn directory_of(main: &Path) -> PathBuf {
 }
 
 fn read(path: &Path) -> Result<String, ConfigFileError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigFileError {
-        file: path.display().to_string(),
-        line: None,
-        message: format!("cannot read: {e}"),
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigFileError::new(
+            &path.display().to_string(),
+            None,
+            None,
+            &format!("cannot read: {e}"),
+        )
     })
 }
 
@@ -48,10 +54,13 @@ impl Sources {
         match std::fs::read_dir(&dir) {
             Ok(entries) => {
                 for entry in entries {
-                    let entry = entry.map_err(|e| ConfigFileError {
-                        file: dir.display().to_string(),
-                        line: None,
-                        message: format!("cannot list: {e}"),
+                    let entry = entry.map_err(|e| {
+                        ConfigFileError::new(
+                            &dir.display().to_string(),
+                            None,
+                            None,
+                            &format!("cannot list: {e}"),
+                        )
                     })?;
                     let path = entry.path();
                     if path.extension().is_some_and(|x| x == "toml") {
@@ -61,11 +70,12 @@ impl Sources {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(ConfigFileError {
-                    file: dir.display().to_string(),
-                    line: None,
-                    message: format!("cannot list: {e}"),
-                });
+                return Err(ConfigFileError::new(
+                    &dir.display().to_string(),
+                    None,
+                    None,
+                    &format!("cannot list: {e}"),
+                ));
             }
         }
         paths.sort();
@@ -77,21 +87,22 @@ impl Sources {
         let mut list = Vec::with_capacity(texts.len());
         for (file, text) in texts {
             // Syntax first, file by file, so the error names the file and line.
-            let table = toml::from_str::<toml::Table>(&text).map_err(|e| {
-                let (line, key) = match e.span() {
-                    Some(span) => locate(&text, span.start),
-                    None => (None, None),
-                };
-                ConfigFileError {
-                    file: file.clone(),
-                    line,
-                    message: match key {
-                        Some(key) => format!("`{key}`: {}", redact(e.message())),
-                        None => redact(e.message()),
-                    },
-                }
-            })?;
-            list.push(Source { file, text, table });
+            let super::position::Parsed {
+                document,
+                positions,
+                error,
+            } = super::position::parse(&text);
+            let table = match error {
+                Some(e) => Err(e),
+                None => toml::Table::deserialize(toml::de::Deserializer::from(document)),
+            }
+            .map_err(|e| ConfigFileError::from_toml(&file, &positions, &e))?;
+            list.push(Source {
+                file,
+                text,
+                positions,
+                table,
+            });
         }
         Ok(Sources {
             main: main_file,
@@ -103,11 +114,12 @@ impl Sources {
     /// main file parsed alone.
     pub fn parse(self) -> Result<Config, ConfigFileError> {
         let Some((first, rest)) = self.list.split_first() else {
-            return Err(ConfigFileError {
-                file: self.main,
-                line: None,
-                message: "nothing was read".into(),
-            });
+            return Err(ConfigFileError::new(
+                &self.main,
+                None,
+                None,
+                "nothing was read",
+            ));
         };
         if rest.is_empty() {
             return Config::parse(&first.text, &first.file);
@@ -116,10 +128,13 @@ impl Sources {
         for source in rest {
             merge(&mut merged, source.table.clone());
         }
-        let text = toml::to_string(&merged).map_err(|e| ConfigFileError {
-            file: self.main.clone(),
-            line: None,
-            message: format!("cannot combine the drop-in files: {e}"),
+        let text = toml::to_string(&merged).map_err(|e| {
+            ConfigFileError::new(
+                &self.main,
+                None,
+                None,
+                &format!("cannot combine the drop-in files: {e}"),
+            )
         })?;
         Config::parse(&text, &self.main).map_err(|error| self.blame(error))
     }
@@ -127,12 +142,7 @@ impl Sources {
     /// Points an error found in the combined text at the file that set the key it
     /// names (the last one to set it), with that file's line.
     fn blame(&self, error: ConfigFileError) -> ConfigFileError {
-        let key = error
-            .message
-            .strip_prefix('`')
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(key, _)| key.to_owned());
-        let found = key.as_deref().and_then(|key| {
+        let found = error.key.as_deref().and_then(|key| {
             let path: Vec<&str> = key
                 .split('.')
                 .map(|part| part.split('[').next().unwrap_or(part))
@@ -148,8 +158,8 @@ impl Sources {
         match found {
             Some((source, key)) => ConfigFileError {
                 file: source.file.clone(),
-                line: line_of_field(&source.text, key).or_else(|| line_of_key(&source.text, key)),
-                message: error.message,
+                line: source.positions.line_of(key),
+                ..error.clone()
             },
             None => ConfigFileError {
                 file: format!(
@@ -158,7 +168,7 @@ impl Sources {
                     directory_of(Path::new(&self.main)).display()
                 ),
                 line: None,
-                message: error.message,
+                ..error
             },
         }
     }

@@ -44,6 +44,23 @@ pub enum SettingsError {
 }
 
 impl SettingsError {
+    /// The setting to blame, dotted below the provider's table
+    /// (`http.connect_timeout_ms`), when one is.
+    pub fn setting(&self) -> Option<&str> {
+        match self {
+            SettingsError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// Why, without the setting's name (which [`SettingsError::setting`] gives).
+    pub fn reason(&self) -> String {
+        match self {
+            SettingsError::Invalid { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// An `Invalid` error.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SettingsError {
         SettingsError::Invalid {
