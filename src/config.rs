@@ -670,6 +670,29 @@ USD = 50000
     }
 
     #[test]
+    fn an_unknown_time_zone_is_refused_at_its_line() {
+        let text = GOOD.replace(
+            "[limits.per_refund]",
+            "[limits]\ntime_zone = \"Mars/Base\"\n[limits.per_refund]",
+        );
+        let err = Config::parse(&text, "/etc/posbridge/posbridge.toml").unwrap_err();
+        assert_eq!(err.line, Some(15), "{err}");
+        assert_eq!(err.key.as_deref(), Some("limits.time_zone"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("/etc/posbridge/posbridge.toml:15: `limits.time_zone`: "),
+            "{err}"
+        );
+        assert!(err.message.contains("not a known time zone"), "{err}");
+        let known = GOOD.replace(
+            "[limits.per_refund]",
+            "[limits]\ntime_zone = \"Asia/Tokyo\"\n[limits.per_refund]",
+        );
+        let config = Config::parse(&known, "f").unwrap();
+        assert_eq!(config.limits.time_zone.iana_name(), Some("Asia/Tokyo"));
+    }
+
+    #[test]
     fn secrets_are_not_quoted() {
         let text = GOOD.replace("api_key = \"k\"", "api_key = 12345678");
         let err = Config::parse(&text, "f").unwrap_err();
