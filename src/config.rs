@@ -17,9 +17,13 @@ use crate::bridge::policy::RetrySettings;
 use crate::bridge::texts::{Language, MessageOverrides};
 use crate::credentials::{CredentialLookup, FoundKey};
 use crate::provider::ProviderConfig;
+use crate::provider::settings::SettingsError;
 use crate::transport::{DEFAULT_BAUD, TransportConfig, UsbConfig, parse_vid_pid};
 
 pub mod dropin;
+mod position;
+
+use position::Positions;
 
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/posbridge/posbridge.toml";
@@ -57,23 +61,17 @@ pub struct Config {
     /// `[fleet]`; absent means the ledger is not shipped anywhere.
     #[serde(default)]
     pub fleet: Option<crate::fleet::FleetConfig>,
-    /// The file and text it was read from, for errors found after parsing.
+    /// The file it was read from and its keys' lines, for errors found after parsing.
     #[serde(skip)]
     source: Source,
 }
 
-/// Where a configuration came from. Its `Debug` names the file only: the text may hold
-/// secrets.
-#[derive(Clone, Default)]
+/// Where a configuration came from: the file, and where each key is in it (not the
+/// text, which may hold secrets).
+#[derive(Clone, Debug, Default)]
 struct Source {
     file: String,
-    text: String,
-}
-
-impl std::fmt::Debug for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Source({:?})", self.file)
-    }
+    positions: Positions,
 }
 
 /// `[ledger]`.
@@ -223,23 +221,53 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// Why a configuration cannot be used.
+/// Why the configuration file cannot be used: the file, the line and the key to blame.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-pub struct ConfigError {
+pub struct ConfigFileError {
     /// The file.
     pub file: String,
     /// The line, when one is to blame.
     pub line: Option<usize>,
+    /// The dotted key to blame (`terminal[1].baud`), when one is.
+    pub key: Option<String>,
     /// What is wrong, naming the key and what is expected.
     pub message: String,
+}
+
+impl ConfigFileError {
+    /// An error in `file` at `line`, about `key` when one is to blame; the message
+    /// starts with the key.
+    fn new(file: &str, line: Option<usize>, key: Option<&str>, why: &str) -> ConfigFileError {
+        ConfigFileError {
+            file: file.to_owned(),
+            line,
+            key: key.map(str::to_owned),
+            message: match key {
+                Some(key) => format!("`{key}`: {why}"),
+                None => why.to_owned(),
+            },
+        }
+    }
+
+    /// The `toml` crate's error, at the line and key of its span in the text whose
+    /// keys are at `positions`.
+    fn from_toml(file: &str, positions: &Positions, error: &toml::de::Error) -> ConfigFileError {
+        let offset = error.span().map(|span| span.start);
+        ConfigFileError::new(
+            file,
+            offset.map(|o| positions.line(o)),
+            offset.and_then(|o| positions.key_at(o)),
+            &redact(error.message()),
+        )
+    }
 }
 
 impl Config {
     /// Reads and checks the file and its drop-ins, as the daemon does: a relative key file names a
     /// systemd credential in `$CREDENTIALS_DIRECTORY` when the service has one, and
     /// otherwise a file beside the configuration.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path) -> Result<Config, ConfigFileError> {
         Config::load_with(path, &CredentialLookup::service()).map(|(config, _)| config)
     }
 
@@ -249,45 +277,38 @@ impl Config {
     pub fn load_with(
         path: &Path,
         lookup: &CredentialLookup,
-    ) -> Result<(Config, Vec<FoundKey>), ConfigError> {
+    ) -> Result<(Config, Vec<FoundKey>), ConfigFileError> {
         let mut config = dropin::Sources::read(path)?.parse()?;
         let found = resolve_key_files(&mut config.provider, config.fleet.as_mut(), path, lookup);
         Ok((config, found))
     }
 
     /// Parses and checks a configuration text; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            let (mut line, key) = match e.span() {
-                Some(span) => locate(text, span.start),
-                None => (None, None),
-            };
-            // The provider table is read as a whole (its `kind` picks the shape), so
-            // its errors point at the table; read it again, field by field, to name
-            // the field and its line.
-            if key.as_deref().is_some_and(|k| k.starts_with("provider"))
-                && let Some((field, message)) = provider_error(text)
-            {
-                line = line_of_field(text, &field).or(line);
-                return ConfigError {
-                    file: file.to_owned(),
-                    line,
-                    message: format!("`{field}`: {message}"),
-                };
-            }
-            let message = match key {
-                Some(key) => format!("`{key}`: {}", redact(e.message())),
-                None => redact(e.message()),
-            };
-            ConfigError {
-                file: file.to_owned(),
-                line,
-                message,
-            }
-        })?;
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigFileError> {
+        let position::Parsed {
+            document,
+            positions,
+            error,
+        } = position::parse(text);
+        if let Some(e) = error {
+            return Err(ConfigFileError::from_toml(file, &positions, &e));
+        }
+        // The provider table is read as a whole (its `kind` picks the shape), so its
+        // errors point at the table; it is read again alone, keeping the spans, to
+        // point at the field.
+        let provider = document.get_ref().get("provider").cloned();
+        let mut config =
+            Config::deserialize(toml::de::Deserializer::from(document)).map_err(|e| {
+                let in_provider = e
+                    .span()
+                    .and_then(|span| positions.key_at(span.start))
+                    .is_some_and(|key| key == "provider" || key.starts_with("provider."));
+                let inner = provider.filter(|_| in_provider).and_then(provider_error);
+                ConfigFileError::from_toml(file, &positions, inner.as_ref().unwrap_or(&e))
+            })?;
         config.source = Source {
             file: file.to_owned(),
-            text: text.to_owned(),
+            positions,
         };
         config
             .check()
@@ -297,27 +318,15 @@ impl Config {
 
     /// An error about `key` (a dotted key such as `provider.private_key_file`, or
     /// none for the whole file) found after parsing, pointing at the key's line.
-    pub fn error_at(&self, key: Option<&str>, message: &str) -> ConfigError {
-        ConfigError {
-            file: self.source.file.clone(),
-            line: line_of_check(&self.source.text, key, message),
-            message: match key {
-                Some(key) => format!("`{key}`: {message}"),
-                None => message.to_owned(),
-            },
-        }
+    pub fn error_at(&self, key: Option<&str>, message: &str) -> ConfigFileError {
+        let line = key.and_then(|key| self.source.positions.line_of(key));
+        ConfigFileError::new(&self.source.file, line, key, message)
     }
 
     /// A provider's error (building it, reading its keys), pointing at the line of
     /// the `[provider]` setting it names.
-    pub fn provider_error(&self, error: &crate::provider::settings::ConfigError) -> ConfigError {
-        use crate::provider::settings::ConfigError as ProviderError;
-        match error {
-            ProviderError::Invalid { field, reason } => {
-                self.error_at(Some(&format!("provider.{field}")), reason)
-            }
-            other => self.error_at(Some("provider"), &other.to_string()),
-        }
+    pub fn provider_error(&self, error: &SettingsError) -> ConfigFileError {
+        self.error_at(Some(&provider_key(error)), &error.reason())
     }
 
     /// Checks what types alone cannot: returns the offending key and why.
@@ -355,18 +364,13 @@ impl Config {
             (Some(bad.key), bad.why)
         };
         self.retry.validate().map_err(|bad| at("retry", bad))?;
-        self.limits
-            .validate()
-            .map_err(|e| (Some("limits".into()), e))?;
+        self.limits.validate().map_err(|bad| at("limits", bad))?;
         self.messages
             .validate()
-            .map_err(|e| (Some("messages".into()), e))?;
-        self.provider.validate().map_err(|e| match e {
-            crate::provider::settings::ConfigError::Invalid { field, reason } => {
-                (Some(format!("provider.{field}")), reason)
-            }
-            other => (Some("provider".into()), other.to_string()),
-        })?;
+            .map_err(|bad| (Some(bad.key), bad.why))?;
+        self.provider
+            .validate()
+            .map_err(|e| (Some(provider_key(&e)), e.reason()))?;
         if let Some(metrics) = &self.metrics {
             bounds::check("max_connections", metrics.max_connections, 1..=256, "")
                 .map_err(|bad| at("metrics", bad))?;
@@ -410,88 +414,32 @@ impl Config {
     }
 }
 
-/// The `[provider]` table's first error, with the dotted key of the field to blame.
-fn provider_error(text: &str) -> Option<(String, String)> {
+/// The dotted key a provider's error blames: its setting, else the whole table.
+fn provider_key(error: &SettingsError) -> String {
+    match error.setting() {
+        Some(setting) => format!("provider.{setting}"),
+        None => "provider".into(),
+    }
+}
+
+/// The `[provider]` table's first error when read alone as the shape its `kind`
+/// names, with spans into the text it was parsed from; `None` when it reads without
+/// error.
+fn provider_error(mut provider: toml::Spanned<toml::de::DeValue<'_>>) -> Option<toml::de::Error> {
     use crate::provider::{
         antom::AntomConfig, ottpay::OttPayConfig, paymentoptions::PaymentOptionsConfig,
     };
-    let table: toml::Table = text.parse().ok()?;
-    let mut provider = table.get("provider")?.as_table()?.clone();
-    let kind = provider.remove("kind")?.as_str()?.to_owned();
-    let value = toml::Value::Table(provider);
-    let error = match kind.as_str() {
-        "antom" => serde_path_to_error::deserialize::<_, AntomConfig>(value).err(),
-        "ottpay" => serde_path_to_error::deserialize::<_, OttPayConfig>(value).err(),
-        "paymentoptions" => {
-            serde_path_to_error::deserialize::<_, PaymentOptionsConfig>(value).err()
-        }
+    let toml::de::DeValue::Table(table) = provider.get_mut() else {
+        return None;
+    };
+    let kind = table.remove("kind")?.into_inner();
+    let value = toml::de::ValueDeserializer::from(provider);
+    match kind.as_str()? {
+        "antom" => AntomConfig::deserialize(value).err(),
+        "ottpay" => OttPayConfig::deserialize(value).err(),
+        "paymentoptions" => PaymentOptionsConfig::deserialize(value).err(),
         _ => None,
-    }?;
-    // The first line only: the rest repeats the key ("in `merchant_id`").
-    let message = redact(error.inner().to_string().lines().next().unwrap_or_default());
-    let mut path = error.path().to_string();
-    // An unknown field is named in the message, not in the path.
-    if let Some(name) = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split('`').next())
-    {
-        if path == "." {
-            path = name.to_owned();
-        } else if path.rsplit('.').next() != Some(name) {
-            path = format!("{path}.{name}");
-        }
     }
-    let field = if path == "." {
-        "provider".to_owned()
-    } else {
-        format!("provider.{path}")
-    };
-    Some((field, message))
-}
-
-/// The line where a dotted key (`provider.http.connect_timeout_ms`, or
-/// `terminal[1].baud` in the second `[[terminal]]`) is set.
-fn line_of_field(text: &str, dotted: &str) -> Option<usize> {
-    let (table, name) = dotted.rsplit_once('.')?;
-    let (table, nth) = match table.strip_suffix(']').and_then(|t| t.split_once('[')) {
-        Some((table, index)) => (table, Some(index.parse::<usize>().ok()?)),
-        None => (table, None),
-    };
-    let mut current = String::new();
-    let mut index = None;
-    let mut seen = 0;
-    for (i, line) in text.lines().enumerate() {
-        if let Some(path) = header_path(line) {
-            index = None;
-            if path == table && line.trim_start().starts_with("[[") {
-                index = Some(seen);
-                seen += 1;
-            }
-            current = path;
-            continue;
-        }
-        if current == table
-            && (nth.is_none() || nth == index)
-            && let Some((key, _)) = line.trim().split_once('=')
-            && unquote(key) == name
-        {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
-/// The dotted path a table header line opens (`[a."b"]` → `a.b`), ignoring a
-/// comment after it; `None` for other lines.
-fn header_path(line: &str) -> Option<String> {
-    let inner = line.trim().strip_prefix('[')?;
-    // Up to the closing bracket: a comment may follow it.
-    let inner = inner
-        .trim_start_matches('[')
-        .split(']')
-        .next()
-        .unwrap_or_default();
-    Some(inner.split('.').map(unquote).collect::<Vec<_>>().join("."))
 }
 
 /// Drops the offending value from serde's "invalid type/value" messages: it might be
@@ -507,121 +455,6 @@ fn redact(message: &str) -> String {
         }
     }
     message.to_owned()
-}
-
-/// The line of a byte offset, and the dotted key defined on that line (the table
-/// headers above it give the prefix).
-fn locate(text: &str, offset: usize) -> (Option<usize>, Option<String>) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line_no = before.matches('\n').count() + 1;
-    let mut table = String::new();
-    let mut key = None;
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if i + 1 > line_no {
-            break;
-        }
-        if let Some(header) = trimmed.strip_prefix('[') {
-            table = header
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .trim()
-                .to_owned();
-            if i + 1 == line_no {
-                key = Some(table.clone());
-            }
-            continue;
-        }
-        if i + 1 == line_no
-            && let Some((name, _)) = trimmed.split_once('=')
-        {
-            let name = name.trim();
-            key = Some(if table.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{table}.{name}")
-            });
-        }
-    }
-    (Some(line_no), key)
-}
-
-/// The line to blame for an error found after parsing: the entry the message names
-/// (`limits.per_refund.usd: ...`), else the key itself, else its table.
-fn line_of_check(text: &str, key: Option<&str>, message: &str) -> Option<usize> {
-    let named = message
-        .split_once(": ")
-        .map(|(named, _)| named)
-        .filter(|named| named.contains('.') && !named.contains(' '));
-    named
-        .and_then(|named| line_of_field(text, named))
-        .or_else(|| key.and_then(|key| line_of_field(text, key)))
-        .or_else(|| key.and_then(|key| line_of_key(text, key)))
-}
-
-/// The line where a key's table appears, for errors found after parsing: for
-/// `terminal[2]` the third `[[terminal]]`; otherwise the first table header or
-/// top-level dotted key at or below the key (`[messages.states]` for `messages`),
-/// else the nearest table above it (`[shutdown]` for `shutdown.grace_ms`).
-fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    let (table, nth) = match key.strip_suffix(']').and_then(|k| k.split_once('[')) {
-        Some((table, index)) => (table, index.parse::<usize>().ok()),
-        None => (key, None),
-    };
-    let header = header_path;
-    let within = |path: &str, of: &str| {
-        path == of
-            || path
-                .strip_prefix(of)
-                .is_some_and(|rest| rest.starts_with('.'))
-    };
-    if let Some(nth) = nth {
-        let found = text
-            .lines()
-            .enumerate()
-            .filter(|(_, line)| line.trim().starts_with("[["))
-            .filter(|(_, line)| header(line).as_deref() == Some(table))
-            .nth(nth);
-        if let Some((i, _)) = found {
-            return Some(i + 1);
-        }
-    }
-    // A table header at or below the key, or a top-level `key.sub = ...`.
-    let mut top_level = true;
-    for (i, line) in text.lines().enumerate() {
-        if let Some(path) = header(line) {
-            top_level = false;
-            if within(&path, table) {
-                return Some(i + 1);
-            }
-        } else if top_level && let Some((name, _)) = line.split_once('=') {
-            let path = name.split('.').map(unquote).collect::<Vec<_>>().join(".");
-            if within(&path, table) {
-                return Some(i + 1);
-            }
-        }
-    }
-    // The nearest table above the key.
-    let mut parent = table;
-    while let Some((up, _)) = parent.rsplit_once('.') {
-        parent = up;
-        if let Some(i) = text
-            .lines()
-            .position(|line| header(line).as_deref() == Some(parent))
-        {
-            return Some(i + 1);
-        }
-    }
-    None
-}
-
-/// A bare or quoted TOML key part, without its quotes and surrounding spaces.
-fn unquote(part: &str) -> &str {
-    let part = part.trim();
-    part.strip_prefix('"')
-        .and_then(|p| p.strip_suffix('"'))
-        .or_else(|| part.strip_prefix('\'').and_then(|p| p.strip_suffix('\'')))
-        .unwrap_or(part)
 }
 
 /// Makes the relative key files of a `[provider]` (and `[fleet]`) table absolute:
@@ -834,6 +667,29 @@ USD = 50000
         let unknown = format!("{GOOD}[messages.tlh.states]\nSUCCEEDED = [\"x\"]\n");
         let err = Config::parse(&unknown, "f").unwrap_err();
         assert!(err.message.contains("unknown table `tlh`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_time_zone_is_refused_at_its_line() {
+        let text = GOOD.replace(
+            "[limits.per_refund]",
+            "[limits]\ntime_zone = \"Mars/Base\"\n[limits.per_refund]",
+        );
+        let err = Config::parse(&text, "/etc/posbridge/posbridge.toml").unwrap_err();
+        assert_eq!(err.line, Some(15), "{err}");
+        assert_eq!(err.key.as_deref(), Some("limits.time_zone"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("/etc/posbridge/posbridge.toml:15: `limits.time_zone`: "),
+            "{err}"
+        );
+        assert!(err.message.contains("not a known time zone"), "{err}");
+        let known = GOOD.replace(
+            "[limits.per_refund]",
+            "[limits]\ntime_zone = \"Asia/Tokyo\"\n[limits.per_refund]",
+        );
+        let config = Config::parse(&known, "f").unwrap();
+        assert_eq!(config.limits.time_zone.iana_name(), Some("Asia/Tokyo"));
     }
 
     #[test]

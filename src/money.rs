@@ -10,9 +10,24 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The largest amount any party accepts: Antom's and the link protocol's limit.
 pub const MAX_AMOUNT: i64 = 2_147_483_647;
 
-/// A three-letter upper-case ISO 4217 currency code, such as `USD`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A three-letter upper-case ISO 4217 currency code, such as `USD`. A map keyed by
+/// currency can be looked up by the code's text (`limits.get("USD")`): it hashes and
+/// orders as that text does.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Currency([u8; 3]);
+
+impl std::hash::Hash for Currency {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As its text hashes, which `Borrow<str>` requires.
+        self.as_str().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Currency {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
 
 /// Why a text is not a currency code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

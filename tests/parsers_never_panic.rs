@@ -5,7 +5,7 @@
 //! configuration either parses or its error names a line.
 
 use jiff::tz::TimeZone;
-use posbridge::config::{Config, ConfigError};
+use posbridge::config::{Config, ConfigFileError};
 use posbridge::money::{Amount, Currency};
 use posbridge::provider::Outcome;
 use posbridge::provider::antom::{self, ReplySignature, notify, signing};
@@ -340,7 +340,7 @@ fn run(parser: Parser, status: u16, signature: u8, body: &[u8]) -> Result<String
 /// Parses a configuration as the daemon does. An accepted one has a transport for
 /// every terminal; an error says what is wrong and names the file, and the line when
 /// it gives one, which is a line of the text. Returns the error.
-fn parse_config(text: &str) -> Result<Option<ConfigError>, TestCaseError> {
+fn parse_config(text: &str) -> Result<Option<ConfigFileError>, TestCaseError> {
     let error = match Config::parse(text, FILE) {
         Ok(config) => {
             for terminal in &config.terminals {

@@ -4,21 +4,26 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Deserializer};
 
+use crate::bounds::{self, BadSetting};
 use crate::ledger::DailyLimit;
 use crate::money::{Amount, Currency, MAX_AMOUNT};
 
-/// `[limits]` in the configuration; amounts in minor units per currency code.
+/// `[limits]` in the configuration; amounts in minor units per currency. A code that
+/// is not one and a zone that is not known are refused as the table is read, so the
+/// error names their line.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// The most one refund may be (`USD = 50000` is 500.00 USD).
-    pub per_refund: BTreeMap<String, i64>,
+    pub per_refund: BTreeMap<Currency, i64>,
     /// The most one terminal may refund in a day.
-    pub per_terminal_per_day: BTreeMap<String, i64>,
-    /// The time zone whose midnight starts a day (IANA name).
-    pub time_zone: String,
+    pub per_terminal_per_day: BTreeMap<Currency, i64>,
+    /// The time zone whose midnight starts a day, written as its IANA name.
+    #[serde(deserialize_with = "known_zone")]
+    pub time_zone: TimeZone,
 }
 
 impl Default for Limits {
@@ -26,9 +31,16 @@ impl Default for Limits {
         Limits {
             per_refund: BTreeMap::new(),
             per_terminal_per_day: BTreeMap::new(),
-            time_zone: "UTC".into(),
+            time_zone: TimeZone::UTC,
         }
     }
+}
+
+/// An IANA zone name, looked up once, when the configuration is read.
+fn known_zone<'de, D: Deserializer<'de>>(d: D) -> Result<TimeZone, D::Error> {
+    let name = String::deserialize(d)?;
+    TimeZone::get(&name)
+        .map_err(|e| serde::de::Error::custom(format!("{name:?} is not a known time zone ({e})")))
 }
 
 /// Why a refund is over a limit, in words for the ERROR and the display.
@@ -41,27 +53,21 @@ impl Limits {
         !self.per_refund.is_empty() || !self.per_terminal_per_day.is_empty()
     }
 
-    /// Checks codes, amounts and the time zone.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the amounts; a bad one is named below `[limits]` (`per_refund.USD`).
+    pub fn validate(&self) -> Result<(), BadSetting> {
         for (table, map) in [
             ("per_refund", &self.per_refund),
             ("per_terminal_per_day", &self.per_terminal_per_day),
         ] {
             for (code, value) in map {
-                Currency::parse(code).map_err(|e| format!("limits.{table}.{code}: {e}"))?;
-                if !(1..=MAX_AMOUNT).contains(value) {
-                    return Err(format!(
-                        "limits.{table}.{code}: must be from 1 to {MAX_AMOUNT} (minor units), got {value}"
-                    ));
-                }
+                bounds::check(
+                    &format!("{table}.{code}"),
+                    *value,
+                    1..=MAX_AMOUNT,
+                    " (minor units)",
+                )?;
             }
         }
-        jiff::tz::TimeZone::get(&self.time_zone).map_err(|e| {
-            format!(
-                "limits.time_zone: {:?} is not a known time zone ({e})",
-                self.time_zone
-            )
-        })?;
         Ok(())
     }
 
@@ -80,11 +86,13 @@ impl Limits {
                 "a full refund has no amount to check against the limits; enter the amount".into(),
             ));
         };
-        let code = amount.currency.as_str();
-        let per_refund = self.per_refund.get(code);
-        let per_day = self.per_terminal_per_day.get(code);
+        let per_refund = self.per_refund.get(&amount.currency);
+        let per_day = self.per_terminal_per_day.get(&amount.currency);
         if per_refund.is_none() && per_day.is_none() {
-            return Err(OverLimit(format!("no limit is set for {code}")));
+            return Err(OverLimit(format!(
+                "no limit is set for {}",
+                amount.currency
+            )));
         }
         if let Some(&max) = per_refund
             && amount.value > max
@@ -102,8 +110,7 @@ impl Limits {
 
     /// Midnight of `now`'s day in the configured zone, in ms since the epoch.
     pub fn day_start_ms(&self, now: jiff::Timestamp) -> i64 {
-        let zone = jiff::tz::TimeZone::get(&self.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-        now.to_zoned_datetime(zone)
+        now.to_zoned_datetime(self.time_zone.clone())
             .start_of_day()
             .map(|z| z.timestamp().as_millisecond())
             .unwrap_or_else(|_| now.as_millisecond())
@@ -143,6 +150,7 @@ mod tests {
     #[test]
     fn per_refund_and_daily() {
         let l = limits();
+        assert_eq!(l.time_zone.iana_name(), Some("America/Toronto"));
         l.validate().unwrap();
         let now: jiff::Timestamp = "2026-11-24T18:00:00Z".parse().unwrap();
         let daily = l.check(usd(50000), now).unwrap().unwrap();
@@ -165,8 +173,22 @@ mod tests {
             ("[per_refund]\nUSD = 0", "from 1"),
             ("time_zone = \"Mars/Base\"", "time zone"),
         ] {
-            let l: Limits = toml::from_str(text).unwrap();
-            let err = l.validate().unwrap_err();
+            // A code or a zone that cannot be is refused as the table is read, at its
+            // key or value (named here as the configuration's error names it: the
+            // table, then what the span covers); an amount when checked.
+            let err = match toml::from_str::<Limits>(text) {
+                Ok(l) => l.validate().unwrap_err().to_string(),
+                Err(e) => {
+                    let span = e.span().unwrap();
+                    let table = text[..span.start]
+                        .lines()
+                        .filter_map(|l| l.strip_prefix('[')?.strip_suffix(']'))
+                        .next_back()
+                        .map(|t| format!("{t}."))
+                        .unwrap_or_default();
+                    format!("{table}{}: {}", &text[span], e.message())
+                }
+            };
             assert!(err.contains(says), "{text}: {err}");
         }
     }

@@ -66,8 +66,10 @@ impl BridgeSettings {
         self.retry
             .validate()
             .map_err(|e| e.under("retry").to_string())?;
-        self.limits.validate()?;
-        self.messages.validate()
+        self.limits
+            .validate()
+            .map_err(|e| e.under("limits").to_string())?;
+        self.messages.validate().map_err(|e| e.to_string())
     }
 }
 

@@ -156,8 +156,8 @@ impl From<LedgerError> for Failure {
     }
 }
 
-impl From<crate::config::ConfigError> for Failure {
-    fn from(e: crate::config::ConfigError) -> Failure {
+impl From<crate::config::ConfigFileError> for Failure {
+    fn from(e: crate::config::ConfigFileError) -> Failure {
         let status = if e.line.is_none() && e.message.contains("ermission denied") {
             Status::Permission
         } else {

@@ -8,12 +8,15 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigError, line_of_field, line_of_key, locate, redact};
+use serde::Deserialize as _;
 
-/// One file read: its name for errors, its text and its table.
+use super::{Config, ConfigFileError, Positions};
+
+/// One file read: its name for errors, its text, where its keys are and its table.
 struct Source {
     file: String,
     text: String,
+    positions: Positions,
     table: toml::Table,
 }
 
@@ -30,28 +33,34 @@ pub fn directory_of(main: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.display().to_string(),
-        line: None,
-        message: format!("cannot read: {e}"),
+fn read(path: &Path) -> Result<String, ConfigFileError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigFileError::new(
+            &path.display().to_string(),
+            None,
+            None,
+            &format!("cannot read: {e}"),
+        )
     })
 }
 
 impl Sources {
     /// Reads `main` and every `*.toml` in its drop-in directory (a missing directory
     /// is none; an unreadable one is an error, not silently skipped).
-    pub fn read(main: &Path) -> Result<Sources, ConfigError> {
+    pub fn read(main: &Path) -> Result<Sources, ConfigFileError> {
         let main_text = read(main)?;
         let mut paths = Vec::new();
         let dir = directory_of(main);
         match std::fs::read_dir(&dir) {
             Ok(entries) => {
                 for entry in entries {
-                    let entry = entry.map_err(|e| ConfigError {
-                        file: dir.display().to_string(),
-                        line: None,
-                        message: format!("cannot list: {e}"),
+                    let entry = entry.map_err(|e| {
+                        ConfigFileError::new(
+                            &dir.display().to_string(),
+                            None,
+                            None,
+                            &format!("cannot list: {e}"),
+                        )
                     })?;
                     let path = entry.path();
                     if path.extension().is_some_and(|x| x == "toml") {
@@ -61,11 +70,12 @@ impl Sources {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(ConfigError {
-                    file: dir.display().to_string(),
-                    line: None,
-                    message: format!("cannot list: {e}"),
-                });
+                return Err(ConfigFileError::new(
+                    &dir.display().to_string(),
+                    None,
+                    None,
+                    &format!("cannot list: {e}"),
+                ));
             }
         }
         paths.sort();
@@ -77,21 +87,22 @@ impl Sources {
         let mut list = Vec::with_capacity(texts.len());
         for (file, text) in texts {
             // Syntax first, file by file, so the error names the file and line.
-            let table = toml::from_str::<toml::Table>(&text).map_err(|e| {
-                let (line, key) = match e.span() {
-                    Some(span) => locate(&text, span.start),
-                    None => (None, None),
-                };
-                ConfigError {
-                    file: file.clone(),
-                    line,
-                    message: match key {
-                        Some(key) => format!("`{key}`: {}", redact(e.message())),
-                        None => redact(e.message()),
-                    },
-                }
-            })?;
-            list.push(Source { file, text, table });
+            let super::position::Parsed {
+                document,
+                positions,
+                error,
+            } = super::position::parse(&text);
+            let table = match error {
+                Some(e) => Err(e),
+                None => toml::Table::deserialize(toml::de::Deserializer::from(document)),
+            }
+            .map_err(|e| ConfigFileError::from_toml(&file, &positions, &e))?;
+            list.push(Source {
+                file,
+                text,
+                positions,
+                table,
+            });
         }
         Ok(Sources {
             main: main_file,
@@ -101,13 +112,14 @@ impl Sources {
 
     /// The configuration they make together. With no drop-in this is exactly the
     /// main file parsed alone.
-    pub fn parse(self) -> Result<Config, ConfigError> {
+    pub fn parse(self) -> Result<Config, ConfigFileError> {
         let Some((first, rest)) = self.list.split_first() else {
-            return Err(ConfigError {
-                file: self.main,
-                line: None,
-                message: "nothing was read".into(),
-            });
+            return Err(ConfigFileError::new(
+                &self.main,
+                None,
+                None,
+                "nothing was read",
+            ));
         };
         if rest.is_empty() {
             return Config::parse(&first.text, &first.file);
@@ -116,23 +128,21 @@ impl Sources {
         for source in rest {
             merge(&mut merged, source.table.clone());
         }
-        let text = toml::to_string(&merged).map_err(|e| ConfigError {
-            file: self.main.clone(),
-            line: None,
-            message: format!("cannot combine the drop-in files: {e}"),
+        let text = toml::to_string(&merged).map_err(|e| {
+            ConfigFileError::new(
+                &self.main,
+                None,
+                None,
+                &format!("cannot combine the drop-in files: {e}"),
+            )
         })?;
         Config::parse(&text, &self.main).map_err(|error| self.blame(error))
     }
 
     /// Points an error found in the combined text at the file that set the key it
     /// names (the last one to set it), with that file's line.
-    fn blame(&self, error: ConfigError) -> ConfigError {
-        let key = error
-            .message
-            .strip_prefix('`')
-            .and_then(|rest| rest.split_once('`'))
-            .map(|(key, _)| key.to_owned());
-        let found = key.as_deref().and_then(|key| {
+    fn blame(&self, error: ConfigFileError) -> ConfigFileError {
+        let found = error.key.as_deref().and_then(|key| {
             let path: Vec<&str> = key
                 .split('.')
                 .map(|part| part.split('[').next().unwrap_or(part))
@@ -146,19 +156,19 @@ impl Sources {
                 .map(|(s, _)| (s, key))
         });
         match found {
-            Some((source, key)) => ConfigError {
+            Some((source, key)) => ConfigFileError {
                 file: source.file.clone(),
-                line: line_of_field(&source.text, key).or_else(|| line_of_key(&source.text, key)),
-                message: error.message,
+                line: source.positions.line_of(key),
+                ..error.clone()
             },
-            None => ConfigError {
+            None => ConfigFileError {
                 file: format!(
                     "{} (with {})",
                     self.main,
                     directory_of(Path::new(&self.main)).display()
                 ),
                 line: None,
-                message: error.message,
+                ..error
             },
         }
     }

@@ -71,7 +71,7 @@ impl FleetConfig {
             ));
         }
         self.http.validate().map_err(|e| match e {
-            crate::provider::settings::ConfigError::Invalid { field, reason } => {
+            crate::provider::settings::SettingsError::Invalid { field, reason } => {
                 (format!("fleet.{field}"), reason)
             }
             other => ("fleet.http".into(), other.to_string()),
@@ -181,9 +181,9 @@ impl FleetConfig {
     }
 }
 
-fn reason(e: crate::provider::settings::ConfigError) -> String {
+fn reason(e: crate::provider::settings::SettingsError) -> String {
     match e {
-        crate::provider::settings::ConfigError::Invalid { reason, .. } => reason,
+        crate::provider::settings::SettingsError::Invalid { reason, .. } => reason,
         other => other.to_string(),
     }
 }

@@ -27,7 +27,7 @@ use super::Provider;
 use super::antom::{AntomConfig, AntomProvider};
 use super::ottpay::{OttPayConfig, OttPayProvider};
 use super::paymentoptions::{PaymentOptionsConfig, PaymentOptionsProvider};
-use super::settings::{self, ConfigError};
+use super::settings::{self, SettingsError};
 use crate::bounds::{self, BadSetting};
 
 /// Which provider, and its settings.
@@ -51,13 +51,13 @@ struct ProviderFile {
 
 impl ProviderConfig {
     /// Parses a TOML text with a `[provider]` table.
-    pub fn from_toml(text: &str) -> Result<ProviderConfig, ConfigError> {
+    pub fn from_toml(text: &str) -> Result<ProviderConfig, SettingsError> {
         parse_toml(text, "<string>")
     }
 
     /// Reads a TOML file with a `[provider]` table.
-    pub fn from_file(path: &Path) -> Result<ProviderConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+    pub fn from_file(path: &Path) -> Result<ProviderConfig, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -120,7 +120,7 @@ impl ProviderConfig {
 
     /// Checks what needs no file: the base URL and every numeric setting's range.
     /// Keys and secrets are read, and checked, when the provider is built.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         settings::base_url("base_url", self.base_url())?;
         let http = match self {
             ProviderConfig::Antom(a) => {
@@ -166,14 +166,14 @@ impl ProviderConfig {
     }
 }
 
-fn invalid(bad: BadSetting) -> ConfigError {
-    ConfigError::invalid(bad.key, bad.why)
+fn invalid(bad: BadSetting) -> SettingsError {
+    SettingsError::invalid(bad.key, bad.why)
 }
 
-fn parse_toml(text: &str, path: &str) -> Result<ProviderConfig, ConfigError> {
+fn parse_toml(text: &str, path: &str) -> Result<ProviderConfig, SettingsError> {
     toml::from_str::<ProviderFile>(text)
         .map(|file| file.provider)
-        .map_err(|e| ConfigError::Parse {
+        .map_err(|e| SettingsError::Parse {
             path: path.to_string(),
             // The message only, with a line number: the default rendering quotes the
             // offending line, which may be a secret.
@@ -190,7 +190,7 @@ fn parse_toml(text: &str, path: &str) -> Result<ProviderConfig, ConfigError> {
 }
 
 /// Builds the configured provider.
-pub fn build_provider(config: &ProviderConfig) -> Result<Arc<dyn Provider>, ConfigError> {
+pub fn build_provider(config: &ProviderConfig) -> Result<Arc<dyn Provider>, SettingsError> {
     Ok(match config {
         ProviderConfig::Antom(c) => Arc::new(AntomProvider::new(c)?),
         ProviderConfig::Ottpay(c) => Arc::new(OttPayProvider::new(c)?),

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 
 use super::Outcome;
-use super::settings::ConfigError;
+use super::settings::SettingsError;
 use crate::bounds::{self, BadSetting};
 
 /// Timeouts and connection reuse for one provider's client. TOML keys in
@@ -51,9 +51,9 @@ impl Default for HttpSettings {
 
 impl HttpSettings {
     /// Checks each setting's range, and that they make sense together.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), SettingsError> {
         self.check()
-            .map_err(|bad| ConfigError::invalid(format!("http.{}", bad.key), bad.why))
+            .map_err(|bad| SettingsError::invalid(format!("http.{}", bad.key), bad.why))
     }
 
     fn check(&self) -> Result<(), BadSetting> {
@@ -99,15 +99,15 @@ impl HttpSettings {
 
     /// Builds the client: no redirects (a refund is never silently re-posted
     /// elsewhere), keep-alive on, rustls with bundled roots.
-    pub fn client(&self) -> Result<reqwest::Client, ConfigError> {
-        self.builder()?
-            .build()
-            .map_err(|e| ConfigError::invalid("http", format!("cannot build the HTTP client: {e}")))
+    pub fn client(&self) -> Result<reqwest::Client, SettingsError> {
+        self.builder()?.build().map_err(|e| {
+            SettingsError::invalid("http", format!("cannot build the HTTP client: {e}"))
+        })
     }
 
     /// The client's builder with these settings, for a caller that adds
     /// certificates of its own (the fleet's sink).
-    pub fn builder(&self) -> Result<reqwest::ClientBuilder, ConfigError> {
+    pub fn builder(&self) -> Result<reqwest::ClientBuilder, SettingsError> {
         self.validate()?;
         Ok(reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))

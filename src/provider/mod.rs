@@ -44,7 +44,7 @@ use crate::money::Amount;
 
 pub use config::{ProviderConfig, build_provider};
 pub use secret::Secret;
-pub use settings::ConfigError;
+pub use settings::SettingsError;
 
 /// One refund to submit. The same `refund_request_id` is sent on every retry of one
 /// attempt; idempotent providers use it to avoid refunding twice.

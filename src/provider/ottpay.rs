@@ -22,7 +22,7 @@ use super::answer;
 use super::classify::{self, CodeClass};
 use super::http::{self, Call, HttpSettings};
 use super::probe::{self, Probe};
-use super::settings::{self, ConfigError};
+use super::settings::{self, SettingsError};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
 use crate::money::Amount;
 
@@ -107,7 +107,7 @@ pub struct Token {
 
 impl OttPayProvider {
     /// Builds the client; the first refund fetches a token.
-    pub fn new(config: &OttPayConfig) -> Result<OttPayProvider, ConfigError> {
+    pub fn new(config: &OttPayConfig) -> Result<OttPayProvider, SettingsError> {
         let base = settings::base_url("base_url", &config.base_url)?;
         let app_key = settings::resolve_secret(
             "app_key",
@@ -115,14 +115,14 @@ impl OttPayProvider {
             config.app_key_file.as_ref(),
         )?;
         if config.app_id.trim().is_empty() {
-            return Err(ConfigError::invalid("app_id", "is empty"));
+            return Err(SettingsError::invalid("app_id", "is empty"));
         }
         let zone = TimeZone::get(&config.trade_time_zone).map_err(|e| {
-            ConfigError::invalid("trade_time_zone", format!("unknown time zone: {e}"))
+            SettingsError::invalid("trade_time_zone", format!("unknown time zone: {e}"))
         })?;
         let margin = i64::try_from(config.token_refresh_margin_ms)
             .map(jiff::SignedDuration::from_millis)
-            .map_err(|_| ConfigError::invalid("token_refresh_margin_ms", "too large"))?;
+            .map_err(|_| SettingsError::invalid("token_refresh_margin_ms", "too large"))?;
         Ok(OttPayProvider {
             client: config.http.client()?,
             token_url: format!("{base}{TOKEN_PATH}"),

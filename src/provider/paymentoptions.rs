@@ -28,7 +28,7 @@ use serde::Deserialize;
 use super::answer;
 use super::http::{self, Call, HttpSettings};
 use super::probe::{self, Probe};
-use super::settings::{self, ConfigError};
+use super::settings::{self, SettingsError};
 use super::{InquiryRequest, Outcome, Provider, RefundRequest, Secret};
 use crate::money::{Amount, Currency};
 
@@ -89,7 +89,7 @@ pub struct PaymentOptionsProvider {
 
 impl PaymentOptionsProvider {
     /// Builds the client.
-    pub fn new(config: &PaymentOptionsConfig) -> Result<PaymentOptionsProvider, ConfigError> {
+    pub fn new(config: &PaymentOptionsConfig) -> Result<PaymentOptionsProvider, SettingsError> {
         let base = settings::base_url("base_url", &config.base_url)?;
         let api_key = settings::resolve_secret(
             "api_key",
@@ -97,13 +97,13 @@ impl PaymentOptionsProvider {
             config.api_key_file.as_ref(),
         )?;
         if api_key.expose().chars().any(|c| c.is_control() || c == ' ') {
-            return Err(ConfigError::invalid(
+            return Err(SettingsError::invalid(
                 "api_key",
                 "contains spaces or control characters",
             ));
         }
         if config.merchant_id.trim().is_empty() {
-            return Err(ConfigError::invalid("merchant_id", "is empty"));
+            return Err(SettingsError::invalid("merchant_id", "is empty"));
         }
         Ok(PaymentOptionsProvider {
             client: config.http.client()?,

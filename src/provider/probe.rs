@@ -105,7 +105,7 @@ impl Probe {
 }
 
 /// Makes the configured provider's harmless call.
-pub async fn probe(config: &ProviderConfig) -> Result<Probe, super::ConfigError> {
+pub async fn probe(config: &ProviderConfig) -> Result<Probe, super::SettingsError> {
     Ok(match config {
         ProviderConfig::Antom(c) => AntomProvider::new(c)?.probe().await,
         ProviderConfig::Ottpay(c) => OttPayProvider::new(c)?.probe().await,

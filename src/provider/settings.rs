@@ -1,4 +1,4 @@
-//! Pieces every provider's settings use: the error type, secrets given inline or as a
+//! Pieces every provider's settings use: the error type ([`SettingsError`]), secrets given inline or as a
 //! file, and base URLs (https, or plain http to loopback only).
 //!
 //! Below the providers, so each provider's configuration can use them while
@@ -9,9 +9,11 @@ use std::path::{Path, PathBuf};
 use super::Secret;
 use super::antom::keys::KeyError;
 
-/// Why a configuration cannot be used.
+/// Why a provider's settings (or the fleet's HTTP settings, which share them) cannot
+/// be used. The file-level error with file and line is the
+/// configuration's `ConfigFileError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
+pub enum SettingsError {
     /// The file could not be read.
     #[error("cannot read {path}: {reason}")]
     Read {
@@ -41,10 +43,27 @@ pub enum ConfigError {
     Key(#[from] KeyError),
 }
 
-impl ConfigError {
+impl SettingsError {
+    /// The setting to blame, dotted below the provider's table
+    /// (`http.connect_timeout_ms`), when one is.
+    pub fn setting(&self) -> Option<&str> {
+        match self {
+            SettingsError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// Why, without the setting's name (which [`SettingsError::setting`] gives).
+    pub fn reason(&self) -> String {
+        match self {
+            SettingsError::Invalid { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// An `Invalid` error.
-    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SettingsError {
+        SettingsError::Invalid {
             field: field.into(),
             reason: reason.into(),
         }
@@ -56,10 +75,10 @@ pub fn resolve_secret(
     field: &str,
     inline: Option<&Secret>,
     file: Option<&PathBuf>,
-) -> Result<Secret, ConfigError> {
+) -> Result<Secret, SettingsError> {
     let secret = match (inline, file) {
         (Some(_), Some(_)) => {
-            return Err(ConfigError::invalid(
+            return Err(SettingsError::invalid(
                 field,
                 format!("give either `{field}` or `{field}_file`, not both"),
             ));
@@ -68,22 +87,22 @@ pub fn resolve_secret(
         (None, Some(path)) => {
             let key = format!("{field}_file");
             if let Some(problem) = secret_file_problem(path) {
-                return Err(ConfigError::invalid(key, problem.to_string()));
+                return Err(SettingsError::invalid(key, problem.to_string()));
             }
             let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
+                SettingsError::invalid(key, format!("cannot read {}: {e}", path.display()))
             })?;
             Secret::new(text.trim().to_string())
         }
         (None, None) => {
-            return Err(ConfigError::invalid(
+            return Err(SettingsError::invalid(
                 field,
                 format!("missing: give `{field}_file` (preferred) or `{field}`"),
             ));
         }
     };
     if secret.is_empty() {
-        return Err(ConfigError::invalid(field, "is empty"));
+        return Err(SettingsError::invalid(field, "is empty"));
     }
     Ok(secret)
 }
@@ -162,20 +181,20 @@ fn judge_secret_file(path: &Path, mode: u32, owner: u32, me: u32) -> Option<File
 /// `localhost`): the cloud simulator on this machine. There is no way to send a
 /// refund to a remote host without TLS, nor to turn certificate checks off.
 /// The returned text has no trailing `/`, so API paths can be appended.
-pub fn base_url(field: &str, text: &str) -> Result<String, ConfigError> {
+pub fn base_url(field: &str, text: &str) -> Result<String, SettingsError> {
     let url = reqwest::Url::parse(text.trim())
-        .map_err(|e| ConfigError::invalid(field, format!("not a URL: {e}")))?;
+        .map_err(|e| SettingsError::invalid(field, format!("not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::invalid(
+        return Err(SettingsError::invalid(
             field,
             "must start with https:// (http:// only for a simulator on 127.0.0.1 or localhost)",
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::invalid(field, "has no host"));
+        return Err(SettingsError::invalid(field, "has no host"));
     }
     if url.scheme() == "http" && !is_loopback(&url) {
-        return Err(ConfigError::invalid(
+        return Err(SettingsError::invalid(
             field,
             "https is required: plain http:// is accepted only for a simulator on this \
              machine (127.0.0.0/8, ::1 or localhost)",
@@ -186,7 +205,7 @@ pub fn base_url(field: &str, text: &str) -> Result<String, ConfigError> {
         || !url.username().is_empty()
         || url.password().is_some()
     {
-        return Err(ConfigError::invalid(
+        return Err(SettingsError::invalid(
             field,
             "must not carry a query, fragment or credentials",
         ));

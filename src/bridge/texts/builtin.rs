@@ -53,7 +53,9 @@ pub(super) fn parse_file(language: Language, text: &str) -> Result<Builtin, Stri
         reasons: file.reasons,
         words: file.words,
     };
-    texts.validate(language.tag())?;
+    texts
+        .validate(language.tag())
+        .map_err(|bad| bad.to_string())?;
     let ascii = texts
         .states
         .values()

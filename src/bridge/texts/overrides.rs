@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::keys::{ERROR_CODES, OTHER_ERROR, PLACEHOLDERS, REASONS, WORDS};
 use super::language::Language;
+use crate::bounds::BadSetting;
 use crate::message::RefundState;
 
 /// A set of texts, as a catalogue file or an override table holds them.
@@ -30,38 +31,43 @@ pub struct Texts {
 impl Texts {
     /// Checks every key is known and every placeholder too; `at` prefixes the keys
     /// named in errors (`messages.ja`).
-    pub(super) fn validate(&self, at: &str) -> Result<(), String> {
+    pub(super) fn validate(&self, at: &str) -> Result<(), BadSetting> {
         for key in self.states.keys() {
             if !RefundState::ALL.iter().any(|s| s.as_str() == key) {
-                return Err(format!(
-                    "{at}.states.{key}: not a refund state (ACCEPTED, QUEUED, PROCESSING, SUCCEEDED, FAILED, NEEDS_ATTENTION)"
+                return Err(BadSetting::new(
+                    format!("{at}.states.{key}"),
+                    "not a refund state (ACCEPTED, QUEUED, PROCESSING, SUCCEEDED, FAILED, NEEDS_ATTENTION)",
                 ));
             }
         }
         for key in self.errors.keys() {
             if key != OTHER_ERROR && !ERROR_CODES.iter().any(|c| c.as_str() == key) {
-                return Err(format!(
-                    "{at}.errors.{key}: not an ERROR code (or OTHER for the rest)"
+                return Err(BadSetting::new(
+                    format!("{at}.errors.{key}"),
+                    "not an ERROR code (or OTHER for the rest)",
                 ));
             }
         }
         for key in self.reasons.keys() {
             if !REASONS.iter().any(|(k, _)| k == key) {
-                return Err(format!(
-                    "{at}.reasons.{key}: not a reason; use one of {}",
-                    REASONS
-                        .iter()
-                        .map(|(k, _)| *k)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                return Err(BadSetting::new(
+                    format!("{at}.reasons.{key}"),
+                    format!(
+                        "not a reason; use one of {}",
+                        REASONS
+                            .iter()
+                            .map(|(k, _)| *k)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 ));
             }
         }
         for key in self.words.keys() {
             if !WORDS.contains(&key.as_str()) {
-                return Err(format!(
-                    "{at}.words.{key}: not a word; use one of {}",
-                    WORDS.join(", ")
+                return Err(BadSetting::new(
+                    format!("{at}.words.{key}"),
+                    format!("not a word; use one of {}", WORDS.join(", ")),
                 ));
             }
         }
@@ -87,17 +93,23 @@ impl Texts {
     }
 }
 
-fn check_placeholders(key: &str, text: &str) -> Result<(), String> {
+fn check_placeholders(key: &str, text: &str) -> Result<(), BadSetting> {
     let mut rest = text;
     while let Some(start) = rest.find('{') {
         let Some(len) = rest[start..].find('}') else {
-            return Err(format!("{key}: `{{` without a closing `}}` in {text:?}"));
+            return Err(BadSetting::new(
+                key,
+                format!("`{{` without a closing `}}` in {text:?}"),
+            ));
         };
         let name = &rest[start + 1..start + len];
         if !PLACEHOLDERS.contains(&name) {
-            return Err(format!(
-                "{key}: unknown placeholder {{{name}}}; use {}",
-                PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+            return Err(BadSetting::new(
+                key,
+                format!(
+                    "unknown placeholder {{{name}}}; use {}",
+                    PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                ),
             ));
         }
         rest = &rest[start + len + 1..];
@@ -118,7 +130,7 @@ pub struct MessageOverrides {
 impl MessageOverrides {
     /// Checks every key names something that has a text and every placeholder is
     /// known.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BadSetting> {
         self.all.validate("messages")?;
         for (language, texts) in &self.languages {
             texts.validate(&format!("messages.{language}"))?;

@@ -420,7 +420,7 @@ fn operators_override_and_are_checked() {
         ("[ko.words]\nHELLO = \"x\"", "messages.ko.words.HELLO"),
     ] {
         let o: MessageOverrides = toml::from_str(bad).unwrap();
-        let err = o.validate().unwrap_err();
+        let err = o.validate().unwrap_err().to_string();
         assert!(err.contains(says), "{bad}: {err}");
     }
     let err = toml::from_str::<MessageOverrides>("[de.states]\nSUCCEEDED = [\"x\"]").unwrap_err();

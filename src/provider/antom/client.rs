@@ -11,7 +11,7 @@ use super::signing;
 use super::wire::{AmountOut, AmountV1Out, NAME, RefundBodyV1, RefundBodyV2, truncate};
 use crate::provider::http::{self, Call, Reply};
 use crate::provider::probe::{self, Probe};
-use crate::provider::settings::{self, ConfigError};
+use crate::provider::settings::{self, SettingsError};
 use crate::provider::{InquiryRequest, LocalRefusal, Outcome, Provider, RefundRequest};
 
 /// The Antom refund client.
@@ -38,7 +38,7 @@ struct Endpoint {
 
 impl AntomProvider {
     /// Builds the client, loading both keys named in the configuration.
-    pub fn new(config: &AntomConfig) -> Result<AntomProvider, ConfigError> {
+    pub fn new(config: &AntomConfig) -> Result<AntomProvider, SettingsError> {
         let private = config.load_private_key()?;
         let public = config.load_antom_public_key()?;
         AntomProvider::with_keys(config, private, public)
@@ -49,11 +49,11 @@ impl AntomProvider {
         config: &AntomConfig,
         private_key: PrivateKey,
         antom_public_key: PublicKey,
-    ) -> Result<AntomProvider, ConfigError> {
+    ) -> Result<AntomProvider, SettingsError> {
         let base = settings::base_url("base_url", &config.base_url)?;
         let client_id = config.client_id.trim();
         if client_id.is_empty() || client_id.len() > 128 || !client_id.is_ascii() {
-            return Err(ConfigError::invalid(
+            return Err(SettingsError::invalid(
                 "client_id",
                 "must be 1..128 ASCII characters",
             ));
@@ -292,16 +292,16 @@ fn endpoints(
     base: &str,
     api: AntomApi,
     client_id: &str,
-) -> Result<(Endpoint, Endpoint), ConfigError> {
+) -> Result<(Endpoint, Endpoint), SettingsError> {
     let prefix = match api {
         AntomApi::V2 => "/v2/payments",
         AntomApi::V1 if client_id.starts_with("SANDBOX_") => "/ams/sandbox/api/v1/payments",
         AntomApi::V1 => "/ams/api/v1/payments",
     };
-    let make = |name: &str| -> Result<Endpoint, ConfigError> {
+    let make = |name: &str| -> Result<Endpoint, SettingsError> {
         let url = format!("{base}{prefix}/{name}");
         let parsed = reqwest::Url::parse(&url).map_err(|e| {
-            ConfigError::invalid("base_url", format!("cannot form {name} URL: {e}"))
+            SettingsError::invalid("base_url", format!("cannot form {name} URL: {e}"))
         })?;
         Ok(Endpoint {
             path: parsed.path().to_string(),

@@ -8,7 +8,7 @@ use super::keys::{KeyError, PrivateKey, PublicKey};
 use super::notify::NotifyConfig;
 use crate::provider::Secret;
 use crate::provider::http::HttpSettings;
-use crate::provider::settings::{self, ConfigError};
+use crate::provider::settings::{self, SettingsError};
 
 /// Which of Antom's API families the paths follow.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -118,7 +118,7 @@ impl AntomConfig {
 
     /// Loads the merchant private key named by the configuration. Errors name the
     /// setting (and the file), never the key's text.
-    pub fn load_private_key(&self) -> Result<PrivateKey, ConfigError> {
+    pub fn load_private_key(&self) -> Result<PrivateKey, SettingsError> {
         let text = settings::resolve_secret(
             "private_key",
             self.private_key.as_ref(),
@@ -126,31 +126,31 @@ impl AntomConfig {
         )?;
         PrivateKey::parse(text.expose()).map_err(|e| match &self.private_key_file {
             Some(path) => {
-                ConfigError::invalid("private_key_file", format!("{}: {e}", path.display()))
+                SettingsError::invalid("private_key_file", format!("{}: {e}", path.display()))
             }
-            None => ConfigError::invalid("private_key", e.to_string()),
+            None => SettingsError::invalid("private_key", e.to_string()),
         })
     }
 
     /// Loads Antom's public key named by the configuration.
-    pub fn load_antom_public_key(&self) -> Result<PublicKey, ConfigError> {
+    pub fn load_antom_public_key(&self) -> Result<PublicKey, SettingsError> {
         match (&self.antom_public_key, &self.antom_public_key_file) {
-            (Some(_), Some(_)) => Err(ConfigError::invalid(
+            (Some(_), Some(_)) => Err(SettingsError::invalid(
                 "antom_public_key",
                 "give either `antom_public_key` or `antom_public_key_file`, not both",
             )),
             (Some(text), None) => PublicKey::parse(text)
-                .map_err(|e| ConfigError::invalid("antom_public_key", e.to_string())),
+                .map_err(|e| SettingsError::invalid("antom_public_key", e.to_string())),
             (None, Some(path)) => PublicKey::from_file(path).map_err(|e| match e {
                 KeyError::Read { .. } => {
-                    ConfigError::invalid("antom_public_key_file", e.to_string())
+                    SettingsError::invalid("antom_public_key_file", e.to_string())
                 }
-                e => ConfigError::invalid(
+                e => SettingsError::invalid(
                     "antom_public_key_file",
                     format!("{}: {e}", path.display()),
                 ),
             }),
-            (None, None) => Err(ConfigError::invalid(
+            (None, None) => Err(SettingsError::invalid(
                 "antom_public_key",
                 "missing: give `antom_public_key_file` or `antom_public_key`",
             )),

@@ -20,7 +20,7 @@ use crate::provider::antom::{AntomConfig, AntomProvider};
 use crate::provider::http::HttpSettings;
 use crate::provider::ottpay::{OttPayConfig, OttPayProvider};
 use crate::provider::paymentoptions::{PaymentOptionsConfig, PaymentOptionsProvider};
-use crate::provider::settings::ConfigError;
+use crate::provider::settings::SettingsError;
 
 /// The demo merchant private key (PEM).
 pub const MERCHANT_PRIVATE_PEM: &str = include_str!("demo_keys/merchant_private.pem");
@@ -120,12 +120,12 @@ struct PaymentsFile {
 /// partial_refund = false    # default true
 /// refundable = true         # default true
 /// ```
-pub fn read_payments(path: &Path) -> Result<Vec<PaymentSeed>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+pub fn read_payments(path: &Path) -> Result<Vec<PaymentSeed>, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SettingsError::Read {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    parse_payments(&text).map_err(|reason| ConfigError::Parse {
+    parse_payments(&text).map_err(|reason| SettingsError::Parse {
         path: path.display().to_string(),
         reason,
     })
@@ -146,14 +146,17 @@ pub fn parse_payments(text: &str) -> Result<Vec<PaymentSeed>, String> {
 }
 
 /// An Antom client for a simulator at `base_url`, with the demo keys.
-pub fn antom_provider(base_url: &str, http: HttpSettings) -> Result<AntomProvider, ConfigError> {
+pub fn antom_provider(base_url: &str, http: HttpSettings) -> Result<AntomProvider, SettingsError> {
     let mut config = AntomConfig::new(base_url, ANTOM_CLIENT_ID);
     config.http = http;
     AntomProvider::with_keys(&config, merchant_private_key()?, simulator_public_key()?)
 }
 
 /// An OTT Pay client for a simulator at `base_url`.
-pub fn ottpay_provider(base_url: &str, http: HttpSettings) -> Result<OttPayProvider, ConfigError> {
+pub fn ottpay_provider(
+    base_url: &str,
+    http: HttpSettings,
+) -> Result<OttPayProvider, SettingsError> {
     let mut config = OttPayConfig::new(base_url, OTTPAY_APP_ID, Secret::new(OTTPAY_APP_KEY));
     config.http = http;
     OttPayProvider::new(&config)
@@ -163,7 +166,7 @@ pub fn ottpay_provider(base_url: &str, http: HttpSettings) -> Result<OttPayProvi
 pub fn paymentoptions_provider(
     base_url: &str,
     http: HttpSettings,
-) -> Result<PaymentOptionsProvider, ConfigError> {
+) -> Result<PaymentOptionsProvider, SettingsError> {
     let mut config = PaymentOptionsConfig::new(
         base_url,
         Secret::new(PAYMENTOPTIONS_API_KEY),
