@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use posbridge::link::OneShot;
 use posbridge::message::{Message, Refund, RefundState};
 use posbridge::money::{Amount, Currency};
-use posbridge::sim::cloud::ledger::PaymentSeed;
+use posbridge::sim::cloud::books::PaymentSeed;
 use posbridge::sim::cloud::{CloudSim, demo};
 use posbridge::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
 use posbridge::transport::{PtyLink, open_pty};

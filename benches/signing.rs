@@ -11,7 +11,7 @@ use posbridge::money::{Amount, Currency, MAX_AMOUNT};
 use posbridge::provider::antom::signing;
 use posbridge::provider::http::HttpSettings;
 use posbridge::provider::{Outcome, Provider, RefundRequest};
-use posbridge::sim::cloud::ledger::PaymentSeed;
+use posbridge::sim::cloud::books::PaymentSeed;
 use posbridge::sim::cloud::{CloudSim, demo};
 
 const BODY: &[u8] = br#"{"refundRequestId":"pb-20261124-000042","paymentId":"20260225930300000012345","originalMerchantRefundId":"POS-REF-42","refundAmount":{"value":1250,"currency":"USD"},"memo":"returned goods"}"#;

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use posbridge::message::{
-    Display, DisplayCharset, Message, Screen, Tone, fit, is_hidden, text_width,
+    DisplayCharset, DisplayMessage, Message, Screen, Tone, fit, is_hidden, text_width,
 };
 use posbridge::wire::Kind;
 use proptest::prelude::*;
@@ -100,7 +100,7 @@ proptest! {
             }
         }
         // What the bridge sends is a valid DISPLAY.
-        let payload = Message::Display(Display { lines: fitted.lines.clone(), tone: Tone::Info })
+        let payload = Message::Display(DisplayMessage { lines: fitted.lines.clone(), tone: Tone::Info })
             .to_frame_payload();
         prop_assert!(Message::parse(Kind::DISPLAY, &payload).is_ok());
         if fitted.truncated {

@@ -10,7 +10,7 @@ use posbridge::link::OneShot;
 use posbridge::message::{Message, Refund, RefundState};
 use posbridge::money::{Amount, Currency};
 use posbridge::sim::chaos::world::Cable;
-use posbridge::sim::cloud::ledger::{PaymentSeed, RefundMode};
+use posbridge::sim::cloud::books::{PaymentSeed, RefundMode};
 use posbridge::sim::cloud::{CloudSim, demo};
 use posbridge::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};
 use tokio::sync::mpsc;

@@ -366,10 +366,10 @@ pub(super) mod tests_support {
 mod tests {
     use super::tests_support::a_refund;
     use super::*;
-    use crate::message::{Display, RefundState, Tone};
+    use crate::message::{DisplayMessage, RefundState, Tone};
 
     fn screen(text: &str) -> Message {
-        Message::Display(Display {
+        Message::Display(DisplayMessage {
             lines: vec![text.into()],
             tone: Tone::Info,
         })

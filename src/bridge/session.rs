@@ -15,7 +15,7 @@ use super::line::{self, LineSender, ToLine};
 use super::routes::Route;
 use super::texts::{Audience, Language};
 use super::{Bridge, now_ms};
-use crate::ledger::{AcceptPolicy, Acceptance, NewRefund, RefundRecord};
+use crate::ledger::{AcceptPolicy, Acceptance, DailyLimit, LedgerError, NewRefund, RefundRecord};
 use crate::link::{Connector, Delivery, Link, LinkConfig, LinkEvent, Role, SequenceAudit, Tracer};
 use crate::locks::lock;
 use crate::message::now_rfc3339;
@@ -173,78 +173,90 @@ async fn handle(
             hello_received(bridge, out, terminal, hello).await;
         }
         Message::Refund(refund) => {
-            let Some(t) = terminal.as_ref() else {
-                return refuse(
-                    bridge,
-                    out,
-                    audience,
-                    ErrorCode::UnexpectedKind,
-                    "send a valid HELLO first",
-                    None,
-                );
-            };
-            refund_received(bridge, out, t, refund, delivery, arrived).await;
+            if let Some(t) = greeted(bridge, out, terminal.as_ref()) {
+                refund_received(bridge, out, t, refund, delivery, arrived).await;
+            }
         }
         Message::Inquiry(inquiry) => {
             drop(delivery);
-            let Some(t) = terminal.as_ref() else {
-                return refuse(
-                    bridge,
-                    out,
-                    audience,
-                    ErrorCode::UnexpectedKind,
-                    "send a valid HELLO first",
-                    None,
-                );
-            };
-            let id = inquiry.original_merchant_refund_id;
-            let terminal_id = t.id.clone();
-            let lookup_id = id.clone();
-            match bridge
-                .inner
-                .ledger
-                .call(move |l| l.find(&terminal_id, &lookup_id))
-                .await
-            {
-                Ok(Some(refund)) => out.answer(refund),
-                Ok(None) => refuse(
-                    bridge,
-                    out,
-                    t.audience,
-                    ErrorCode::UnknownRefund,
-                    &format!("no refund {id} from this terminal"),
-                    Some(id),
-                ),
-                Err(e) => {
-                    tracing::error!("INQUIRY: {e}");
-                    refuse(
-                        bridge,
-                        out,
-                        t.audience,
-                        ErrorCode::InternalError,
-                        "the ledger cannot be read; ask again",
-                        Some(id),
-                    );
-                }
+            if let Some(t) = greeted(bridge, out, terminal.as_ref()) {
+                inquiry_received(bridge, out, t, inquiry.original_merchant_refund_id).await;
             }
         }
         Message::Status(_) => {
             drop(delivery);
-            let status = bridge.status();
-            let queued = queued_count(bridge).await;
-            say(
-                out,
-                Message::StatusReport(StatusReport {
-                    online: status.online,
-                    queued,
-                    last_cloud_contact: status.last_contact_ms.and_then(rfc3339_ms),
-                    provider: bridge.inner.provider.name().into(),
-                }),
-            );
+            status_asked(bridge, out).await;
         }
         // parse_from(ToBridge) admits nothing else.
         _ => {}
     }
+}
+
+/// The terminal that said HELLO, or `None` after refusing a frame that needs one.
+fn greeted<'t>(
+    bridge: &Bridge,
+    out: &Line<'_>,
+    terminal: Option<&'t Greeted>,
+) -> Option<&'t Greeted> {
+    if terminal.is_none() {
+        refuse(
+            bridge,
+            out,
+            Audience::default(),
+            ErrorCode::UnexpectedKind,
+            "send a valid HELLO first",
+            None,
+        );
+    }
+    terminal
+}
+
+/// INQUIRY: the refund's state from the ledger, or why there is none.
+async fn inquiry_received(bridge: &Bridge, out: &Line<'_>, t: &Greeted, id: String) {
+    let terminal_id = t.id.clone();
+    let lookup_id = id.clone();
+    match bridge
+        .inner
+        .ledger
+        .call(move |l| l.find(&terminal_id, &lookup_id))
+        .await
+    {
+        Ok(Some(refund)) => out.answer(refund),
+        Ok(None) => refuse(
+            bridge,
+            out,
+            t.audience,
+            ErrorCode::UnknownRefund,
+            &format!("no refund {id} from this terminal"),
+            Some(id),
+        ),
+        Err(e) => {
+            tracing::error!("INQUIRY: {e}");
+            refuse(
+                bridge,
+                out,
+                t.audience,
+                ErrorCode::InternalError,
+                "the ledger cannot be read; ask again",
+                Some(id),
+            );
+        }
+    }
+}
+
+/// STATUS: whether the cloud answers, and how many refunds wait.
+async fn status_asked(bridge: &Bridge, out: &Line<'_>) {
+    let status = bridge.status();
+    let queued = queued_count(bridge).await;
+    say(
+        out,
+        Message::StatusReport(StatusReport {
+            online: status.online,
+            queued,
+            last_cloud_contact: status.last_contact_ms.and_then(rfc3339_ms),
+            provider: bridge.inner.provider.name().into(),
+        }),
+    );
 }
 
 fn rfc3339_ms(ms: i64) -> Option<String> {
@@ -313,6 +325,7 @@ async fn hello_received(
     *terminal = Some(t);
 }
 
+/// REFUND: checked against the limits, recorded on disk, then acknowledged and answered.
 async fn refund_received(
     bridge: &Bridge,
     out: &Line<'_>,
@@ -349,51 +362,14 @@ async fn refund_received(
         amount: refund.refund_amount,
         memo: refund.memo,
     };
-    let policy = AcceptPolicy {
-        provider: bridge.inner.provider.name().into(),
-        queued: !bridge.inner.cloud.online.load(Ordering::Relaxed),
-        refund_request_id: new_refund_request_id(),
-        daily_limit: daily,
-    };
-    let now = now_ms();
-    let recording = Instant::now();
-    let result = bridge
-        .inner
-        .ledger
-        .call(move |l| l.accept(&new, &policy, now))
-        .await;
-    bridge
-        .inner
-        .stats
-        .record_latency
-        .record(recording.elapsed());
+    let result = record(bridge, new, daily).await;
     // On disk (or refused): only now may the terminal hear the frame arrived.
     drop(delivery);
     match result {
         Ok(Acceptance::Recorded {
             refund,
             waits_for_earlier,
-        }) => {
-            bridge.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
-            let amount = refund
-                .amount
-                .map_or_else(|| "whole payment".to_owned(), |a| a.to_string());
-            let span = super::worker::refund_span(&refund);
-            let _in = span.enter();
-            tracing::info!(
-                state = %refund.state,
-                %amount,
-                waits_for_earlier,
-                "refund recorded"
-            );
-            lock(&bridge.inner.arrivals).insert(refund.id, arrived);
-            out.answer(refund.clone());
-            if waits_for_earlier {
-                bridge.inner.wake.notify_one();
-            } else {
-                let _ = bridge.inner.fresh.send(refund);
-            }
-        }
+        }) => recorded(bridge, out, refund, waits_for_earlier, arrived),
         Ok(Acceptance::Duplicate(existing)) => {
             tracing::info!(terminal = %t.id, refund = %id, "repeated REFUND answered from the ledger");
             out.answer(existing);
@@ -403,14 +379,7 @@ async fn refund_received(
             out,
             t.audience,
             ErrorCode::DuplicateMismatch,
-            &format!(
-                "refund {id} was recorded before with other details (payment {}, {}); use a new id",
-                existing.payment_id,
-                existing
-                    .amount
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|| "full amount".into())
-            ),
+            &mismatch_detail(&id, &existing),
             Some(id),
         ),
         Ok(Acceptance::OverDailyLimit { max, used }) => {
@@ -436,6 +405,74 @@ async fn refund_received(
             );
         }
     }
+}
+
+/// Writes a new refund to the ledger, timing the write for the recording histogram.
+async fn record(
+    bridge: &Bridge,
+    new: NewRefund,
+    daily_limit: Option<DailyLimit>,
+) -> Result<Acceptance, LedgerError> {
+    let policy = AcceptPolicy {
+        provider: bridge.inner.provider.name().into(),
+        queued: !bridge.inner.cloud.online.load(Ordering::Relaxed),
+        refund_request_id: new_refund_request_id(),
+        daily_limit,
+    };
+    let now = now_ms();
+    let recording = Instant::now();
+    let result = bridge
+        .inner
+        .ledger
+        .call(move |l| l.accept(&new, &policy, now))
+        .await;
+    bridge
+        .inner
+        .stats
+        .record_latency
+        .record(recording.elapsed());
+    result
+}
+
+/// A refund now on disk: the terminal hears its state, and the worker takes it up.
+fn recorded(
+    bridge: &Bridge,
+    out: &Line<'_>,
+    refund: RefundRecord,
+    waits_for_earlier: bool,
+    arrived: Instant,
+) {
+    bridge.inner.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    let amount = refund
+        .amount
+        .map_or_else(|| "whole payment".to_owned(), |a| a.to_string());
+    let span = super::worker::refund_span(&refund);
+    let _in = span.enter();
+    tracing::info!(
+        state = %refund.state,
+        %amount,
+        waits_for_earlier,
+        "refund recorded"
+    );
+    lock(&bridge.inner.arrivals).insert(refund.id, arrived);
+    out.answer(refund.clone());
+    if waits_for_earlier {
+        bridge.inner.wake.notify_one();
+    } else {
+        let _ = bridge.inner.fresh.send(refund);
+    }
+}
+
+/// Why a repeated id with other details is refused, naming what was recorded first.
+fn mismatch_detail(id: &str, existing: &RefundRecord) -> String {
+    format!(
+        "refund {id} was recorded before with other details (payment {}, {}); use a new id",
+        existing.payment_id,
+        existing
+            .amount
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "full amount".into())
+    )
 }
 
 /// A fresh `refundRequestId`: unique, 31 characters, time-ordered.

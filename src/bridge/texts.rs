@@ -27,7 +27,7 @@ use std::fmt;
 
 use crate::ledger::RefundRecord;
 use crate::message::{
-    Display, DisplayCharset, DisplayInfo, ErrorCode, RefundState, Screen, Tone, fit_lines,
+    DisplayCharset, DisplayInfo, DisplayMessage, ErrorCode, RefundState, Screen, Tone, fit_lines,
 };
 pub use keys::{REASONS, bare_code, reason_key};
 pub use language::Language;
@@ -188,7 +188,7 @@ impl Catalogue {
     }
 
     /// The DISPLAY for a refund in its current state.
-    pub fn for_refund(&self, refund: &RefundRecord, audience: Audience) -> Display {
+    pub fn for_refund(&self, refund: &RefundRecord, audience: Audience) -> DisplayMessage {
         let amount = match refund.refunded.or(refund.amount) {
             Some(amount) => self.amount(audience, amount),
             None => self.word(audience, "FULL_AMOUNT"),
@@ -210,7 +210,7 @@ impl Catalogue {
         ];
         let state = refund.state.as_str();
         let templates = self.pick(audience, |t| t.states.get(state));
-        Display {
+        DisplayMessage {
             lines: fit_lines(&paragraphs(templates, state, &values), audience.screen),
             tone: tone_of(refund.state),
         }
@@ -223,7 +223,7 @@ impl Catalogue {
         detail: &str,
         id: Option<&str>,
         audience: Audience,
-    ) -> Display {
+    ) -> DisplayMessage {
         let values = [
             ("amount", String::new()),
             ("id", id.unwrap_or_default().to_owned()),
@@ -235,7 +235,7 @@ impl Catalogue {
         let templates = self
             .pick(audience, |t| t.errors.get(code.as_str()))
             .or_else(|| self.pick(audience, |t| t.errors.get(OTHER_ERROR)));
-        Display {
+        DisplayMessage {
             lines: fit_lines(
                 &paragraphs(templates, code.as_str(), &values),
                 audience.screen,

@@ -46,131 +46,187 @@ fn dispatch(
     );
 }
 
+/// The scheduler's state between two looks at the ledger.
+struct Scheduler {
+    bridge: Bridge,
+    done_tx: mpsc::UnboundedSender<i64>,
+    /// Refund → payment of everything being worked on.
+    working: HashMap<i64, String>,
+    /// While the cloud cannot be used, one probe at a time, spaced by a backoff of
+    /// their own: ten thousand queued refunds must not each knock on a dead line.
+    probes: u32,
+    next_probe: Instant,
+    /// Whether to look at the ledger for due refunds, and whether the last look left
+    /// some behind (so a finished one may free the way for them).
+    look: bool,
+    backlog: bool,
+    next_due: Option<i64>,
+    /// Where the log of people's and reports' changes has got to.
+    seen_transition: i64,
+}
+
 /// Runs until the bridge stops.
 pub(super) async fn run(bridge: Bridge, mut fresh: mpsc::UnboundedReceiver<RefundRecord>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<i64>();
-    // Refund → payment of everything being worked on.
-    let mut working: HashMap<i64, String> = HashMap::new();
-    // While the cloud cannot be used, one probe at a time, spaced by a backoff of
-    // their own: ten thousand queued refunds must not each knock on a dead line.
-    let mut probes = 0u32;
-    let mut next_probe = Instant::now();
-    // Whether to look at the ledger for due refunds, and whether the last look left
-    // some behind (so a finished one may free the way for them).
-    let mut look = true;
-    let mut backlog = false;
-    let mut next_due = None;
-    // Where the log of people's and reports' changes has got to.
-    let mut seen_transition = bridge
+    let seen_transition = bridge
         .inner
         .ledger
         .call(|l| l.last_transition_id())
         .await
         .unwrap_or(0);
+    let mut scheduler = Scheduler {
+        bridge,
+        done_tx,
+        working: HashMap::new(),
+        probes: 0,
+        next_probe: Instant::now(),
+        look: true,
+        backlog: false,
+        next_due: None,
+        seen_transition,
+    };
     loop {
         while let Ok(id) = done_rx.try_recv() {
-            working.remove(&id);
-            look |= backlog;
+            scheduler.finished(id);
         }
-        if bridge.inner.stop.is_cancelled() {
+        if scheduler.bridge.inner.stop.is_cancelled() {
             return;
         }
-        let online = bridge.inner.cloud.online.load(Ordering::Relaxed);
-        let concurrency = bridge.inner.settings.retry.concurrency;
-        let capacity = if online {
-            probes = 0;
-            concurrency.saturating_sub(working.len())
-        } else if working.is_empty() && Instant::now() >= next_probe {
+        let online = scheduler.bridge.inner.cloud.online.load(Ordering::Relaxed);
+        let capacity = scheduler.capacity(online);
+        let now = now_ms();
+        if scheduler.look {
+            let seen = scheduler.seen_transition;
+            scheduler.seen_transition = log_operator_changes(&scheduler.bridge, seen).await;
+        }
+        if scheduler.look && capacity > 0 && !scheduler.start_due(now, capacity, online).await {
+            return;
+        }
+        let wait = scheduler.wait(now, online);
+        let bridge = scheduler.bridge.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => scheduler.look = true,
+            _ = bridge.inner.wake.notified() => scheduler.look = true,
+            Some(id) = done_rx.recv() => scheduler.finished(id),
+            Some(refund) = fresh.recv() => scheduler.fresh(refund),
+            _ = bridge.inner.stop.cancelled() => {}
+        }
+    }
+}
+
+impl Scheduler {
+    /// A refund's work ended: its payment is free, and so maybe the backlog.
+    fn finished(&mut self, id: i64) {
+        self.working.remove(&id);
+        self.look |= self.backlog;
+    }
+
+    /// How many refunds may start now.
+    fn capacity(&mut self, online: bool) -> usize {
+        if online {
+            self.probes = 0;
+            self.bridge
+                .inner
+                .settings
+                .retry
+                .concurrency
+                .saturating_sub(self.working.len())
+        } else if self.working.is_empty() && Instant::now() >= self.next_probe {
             1
         } else {
             0
-        };
-        let now = now_ms();
-        if look {
-            seen_transition = log_operator_changes(&bridge, seen_transition).await;
         }
-        if look && capacity > 0 {
-            look = false;
-            let fetch = capacity + working.len() + 1;
-            let due = bridge.inner.ledger.call(move |l| {
-                let due = l.due(now, fetch)?;
-                let next = l.next_due_ms()?;
-                Ok((due, next))
-            });
-            match due.await {
-                // Stopped while the ledger answered: nothing new leaves.
-                Ok(_) if bridge.inner.stop.is_cancelled() => return,
-                Ok((due, next)) => {
-                    next_due = next;
-                    let mut started = 0;
-                    let mut left = 0;
-                    for refund in due {
-                        let busy = working.contains_key(&refund.id)
-                            || working.values().any(|p| *p == refund.payment_id);
-                        if busy {
-                            left += usize::from(!working.contains_key(&refund.id));
-                            continue;
-                        }
-                        if started == capacity {
-                            left += 1;
-                            continue;
-                        }
-                        dispatch(&bridge, refund, &mut working, &done_tx);
-                        started += 1;
+    }
+
+    /// Whether a refund's payment already has one in flight.
+    fn busy(&self, refund: &RefundRecord) -> bool {
+        self.working.contains_key(&refund.id)
+            || self.working.values().any(|p| *p == refund.payment_id)
+    }
+
+    /// Looks at the ledger and starts up to `capacity` due refunds. `false`: the
+    /// bridge stopped while the ledger answered, and nothing new may leave.
+    async fn start_due(&mut self, now: i64, capacity: usize, online: bool) -> bool {
+        self.look = false;
+        let fetch = capacity + self.working.len() + 1;
+        let due = self.bridge.inner.ledger.call(move |l| {
+            let due = l.due(now, fetch)?;
+            let next = l.next_due_ms()?;
+            Ok((due, next))
+        });
+        match due.await {
+            Ok(_) if self.bridge.inner.stop.is_cancelled() => return false,
+            Ok((due, next)) => {
+                self.next_due = next;
+                let mut started = 0;
+                let mut left = 0;
+                for refund in due {
+                    if self.busy(&refund) {
+                        left += usize::from(!self.working.contains_key(&refund.id));
+                        continue;
                     }
-                    backlog = left > 0 || started == capacity;
-                    if started > 0 && !online {
-                        let retry = &bridge.inner.settings.retry;
-                        let jitter = rand::rng().random::<f64>();
-                        let wait = policy::backoff_ms(
-                            retry.first_retry_ms,
-                            retry.max_retry_ms,
-                            probes,
-                            jitter,
-                        );
-                        probes = probes.saturating_add(1);
-                        next_probe = Instant::now() + Duration::from_millis(wait);
+                    if started == capacity {
+                        left += 1;
+                        continue;
                     }
+                    dispatch(&self.bridge, refund, &mut self.working, &self.done_tx);
+                    started += 1;
                 }
-                Err(e) => tracing::error!("reading due refunds: {e}"),
+                self.backlog = left > 0 || started == capacity;
+                if started > 0 && !online {
+                    self.space_the_next_probe();
+                }
             }
+            Err(e) => tracing::error!("reading due refunds: {e}"),
         }
-        // Sleep until the next refund falls due, something finishes, or a new one
-        // arrives; at most a second, to see operators' changes to the ledger.
-        let mut wait = match next_due {
+        true
+    }
+
+    /// A probe went out to a cloud that cannot be used: the next waits a backoff.
+    fn space_the_next_probe(&mut self) {
+        let retry = &self.bridge.inner.settings.retry;
+        let jitter = rand::rng().random::<f64>();
+        let wait = policy::backoff_ms(
+            retry.first_retry_ms,
+            retry.max_retry_ms,
+            self.probes,
+            jitter,
+        );
+        self.probes = self.probes.saturating_add(1);
+        self.next_probe = Instant::now() + Duration::from_millis(wait);
+    }
+
+    /// How long to sleep: until the next refund falls due, at most a second, to see
+    /// operators' changes to the ledger; offline, until the next probe.
+    fn wait(&self, now: i64, online: bool) -> Duration {
+        let wait = match self.next_due {
             Some(t) if t > now => Duration::from_millis((t - now).min(1000) as u64),
             _ => Duration::from_secs(1),
         };
-        if !online {
-            wait = wait.min(
-                next_probe
+        if online {
+            wait
+        } else {
+            wait.min(
+                self.next_probe
                     .saturating_duration_since(Instant::now())
                     .max(Duration::from_millis(10)),
-            );
+            )
         }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => look = true,
-            _ = bridge.inner.wake.notified() => look = true,
-            Some(id) = done_rx.recv() => {
-                working.remove(&id);
-                look |= backlog;
-            }
-            Some(refund) = fresh.recv() => {
-                // Sent at once if nothing holds it back; otherwise the next look at
-                // the ledger finds it.
-                let free = bridge.inner.cloud.online.load(Ordering::Relaxed)
-                    && working.len() < concurrency
-                    && !working.contains_key(&refund.id)
-                    && !working.values().any(|p| *p == refund.payment_id)
-                    && !bridge.inner.stop.is_cancelled();
-                if free {
-                    dispatch(&bridge, refund, &mut working, &done_tx);
-                } else {
-                    look = true;
-                    backlog = true;
-                }
-            }
-            _ = bridge.inner.stop.cancelled() => {}
+    }
+
+    /// A refund just recorded: sent at once if nothing holds it back; otherwise the
+    /// next look at the ledger finds it.
+    fn fresh(&mut self, refund: RefundRecord) {
+        let inner = &self.bridge.inner;
+        let free = inner.cloud.online.load(Ordering::Relaxed)
+            && self.working.len() < inner.settings.retry.concurrency
+            && !self.busy(&refund)
+            && !inner.stop.is_cancelled();
+        if free {
+            dispatch(&self.bridge, refund, &mut self.working, &self.done_tx);
+        } else {
+            self.look = true;
+            self.backlog = true;
         }
     }
 }

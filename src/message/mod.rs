@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 pub use display::{Fitted, Screen, cluster_width, fit, fit_lines, is_hidden, text_width};
 pub use types::{
-    Display, DisplayCharset, DisplayInfo, ErrorMessage, Hello, Inquiry, Refund, RefundState,
+    DisplayCharset, DisplayInfo, DisplayMessage, ErrorMessage, Hello, Inquiry, Refund, RefundState,
     RefundUpdate, Status, StatusReport, Tone, Welcome, limits, now_rfc3339,
 };
 pub use validate::{ErrorCode, Invalid};
@@ -45,7 +45,7 @@ pub enum Message {
     /// INQUIRY (0x22).
     Inquiry(Inquiry),
     /// DISPLAY (0x30).
-    Display(Display),
+    Display(DisplayMessage),
     /// STATUS (0x40).
     Status(Status),
     /// STATUS_REPORT (0x41).
@@ -99,7 +99,7 @@ impl Message {
             Kind::REFUND => Message::Refund(Refund::read(&f)?),
             Kind::REFUND_UPDATE => Message::RefundUpdate(RefundUpdate::read(&f)?),
             Kind::INQUIRY => Message::Inquiry(Inquiry::read(&f)?),
-            Kind::DISPLAY => Message::Display(Display::read(&f)?),
+            Kind::DISPLAY => Message::Display(DisplayMessage::read(&f)?),
             Kind::STATUS => Message::Status(Status {}),
             Kind::STATUS_REPORT => Message::StatusReport(StatusReport::read(&f)?),
             _ => Message::Error(ErrorMessage::read(&f)?),

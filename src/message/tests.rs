@@ -337,7 +337,7 @@ fn every_message_round_trips() {
         Message::Inquiry(Inquiry {
             original_merchant_refund_id: "R".into(),
         }),
-        Message::Display(Display {
+        Message::Display(DisplayMessage {
             lines: vec!["Refund OK".into(), "12.50 USD".into()],
             tone: Tone::Ok,
         }),

@@ -327,16 +327,16 @@ pub enum Tone {
 
 /// DISPLAY (0x30, bridge → terminal): lines for the terminal's screen.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Display {
+pub struct DisplayMessage {
     /// At most the terminal's `rows` lines, each at most its `cols` display columns.
     pub lines: Vec<String>,
     /// The tone.
     pub tone: Tone,
 }
 
-impl Display {
-    pub(crate) fn read(f: &Fields) -> Result<Display, Invalid> {
-        Ok(Display {
+impl DisplayMessage {
+    pub(crate) fn read(f: &Fields) -> Result<DisplayMessage, Invalid> {
+        Ok(DisplayMessage {
             lines: f
                 .opt_lines(
                     "lines",

@@ -12,7 +12,7 @@ use crate::link::{
     Connector, Link, LinkConfig, LinkEvent, LinkHandle, LinkStatsSnapshot, Role, Tracer,
 };
 use crate::message::{
-    Direction, Display, ErrorCode, ErrorMessage, Message, RefundState, RefundUpdate, Screen,
+    Direction, DisplayMessage, ErrorCode, ErrorMessage, Message, RefundState, RefundUpdate, Screen,
     StatusReport, Tone, Welcome, fit_lines, now_rfc3339,
 };
 
@@ -179,7 +179,7 @@ fn answer(message: &Message, display: &mut Screen) -> Vec<Message> {
 }
 
 fn screen(paragraphs: &[&str], tone: Tone, size: Screen) -> Message {
-    Message::Display(Display {
+    Message::Display(DisplayMessage {
         lines: fit_lines(paragraphs, size),
         tone,
     })

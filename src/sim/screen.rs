@@ -3,7 +3,7 @@
 use crate::link::TraceDirection;
 use unicode_segmentation::UnicodeSegmentation;
 
-use crate::message::{Display, Message, Screen, Tone, cluster_width};
+use crate::message::{DisplayMessage, Message, Screen, Tone, cluster_width};
 use crate::wire::{Frame, Inbound, hex};
 
 /// Draws a DISPLAY as the terminal's screen: a box of `size`, every row shown, with
@@ -11,7 +11,7 @@ use crate::wire::{Frame, Inbound, hex};
 /// the box straight; a line wider than the screen (from a bridge that got it wrong)
 /// is cut at a grapheme cluster, and a two-column cluster that would straddle the
 /// edge is left off.
-pub fn draw_screen(display: &Display, size: Screen) -> String {
+pub fn draw_screen(display: &DisplayMessage, size: Screen) -> String {
     let cols = usize::from(size.cols);
     let border = "─".repeat(cols);
     let mut out = format!("┌{border}┐\n");
@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn screen_is_a_box_of_the_declared_size() {
-        let display = Display {
+        let display = DisplayMessage {
             lines: vec!["Refund OK".into(), "12.50 USD".into()],
             tone: Tone::Ok,
         };
@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn wide_text_keeps_the_box_straight() {
-        let display = Display {
+        let display = DisplayMessage {
             lines: vec![
                 "返金完了".into(),
                 "￥1,250".into(),

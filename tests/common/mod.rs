@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use posbridge::link::OneShot;
 use posbridge::message::{Message, RefundState, RefundUpdate};
 use posbridge::money::{Amount, Currency};
-use posbridge::sim::cloud::ledger::{PaymentSeed, RefundMode};
+use posbridge::sim::cloud::books::{PaymentSeed, RefundMode};
 use posbridge::sim::cloud::{CloudSim, demo};
 use posbridge::sim::line::{LineControl, relay};
 use posbridge::sim::terminal::{Terminal, TerminalEvent, TerminalIdentity};

@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use crate::ledger::{Ledger, RefundRecord};
 use crate::message::RefundState;
 use crate::sim::cloud::CloudSim;
+use crate::sim::cloud::books::RefundState as CloudState;
 use crate::sim::cloud::faults::Fault;
-use crate::sim::cloud::ledger::RefundState as CloudState;
 
 use super::plan::{Plan, ProviderKind};
 use super::world::TerminalSide;

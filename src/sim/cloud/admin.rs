@@ -21,8 +21,8 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::books::PaymentSeed;
 use super::faults::FaultRule;
-use super::ledger::PaymentSeed;
 use super::{Shared, json, lock, stats};
 
 /// Handles `/_sim/<rest>`.
@@ -39,20 +39,20 @@ pub(crate) async fn handle(
         ("GET", ["stats"]) => json(StatusCode::OK, &serde_json::json!(stats(shared))),
         ("GET", ["payments"]) => json(
             StatusCode::OK,
-            &serde_json::json!(shared.ledger().payments()),
+            &serde_json::json!(shared.books().payments()),
         ),
-        ("GET", ["payments", id]) => match shared.ledger().payment(id) {
+        ("GET", ["payments", id]) => match shared.books().payment(id) {
             Some(view) => json(StatusCode::OK, &serde_json::json!(view)),
             None => (StatusCode::NOT_FOUND, "no such payment").into_response(),
         },
         ("POST", ["payments"]) => match serde_json::from_slice::<PaymentSeed>(body) {
             Ok(seed) => {
-                shared.ledger().add_payment(seed);
+                shared.books().add_payment(seed);
                 ok()
             }
             Err(e) => bad(format!("not a payment: {e}")),
         },
-        ("GET", ["refunds", id]) => match shared.ledger().refund(id) {
+        ("GET", ["refunds", id]) => match shared.books().refund(id) {
             Some(record) => json(StatusCode::OK, &serde_json::json!(record)),
             None => (StatusCode::NOT_FOUND, "no such refund").into_response(),
         },
@@ -60,7 +60,7 @@ pub(crate) async fn handle(
             Some(format) => (
                 StatusCode::OK,
                 [("content-type", "text/csv; charset=utf-8")],
-                super::report::render(&shared.ledger(), format),
+                super::report::render(&shared.books(), format),
             )
                 .into_response(),
             None => bad(format!(

@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::Timestamp;
 
+use super::books::{Decision, RefundAsk, RefundRecord, RefundState, Rejection};
 use super::faults::{Fault, FaultTarget, Variant};
-use super::ledger::{Decision, RefundAsk, RefundRecord, RefundState, Rejection};
 use super::{InFlight, Shared, after, before, lock};
 use crate::money::{Amount, Currency};
 use crate::provider::antom::signing;
@@ -290,7 +290,7 @@ fn refund(
         currency_given: true,
     };
     let decision = shared
-        .ledger()
+        .books()
         .decide(&ask, Instant::now(), shared.config.async_delay);
     let record = match decision {
         Decision::Executed(record) | Decision::Replayed(record) => record,
@@ -333,7 +333,7 @@ fn inquire(shared: &Shared, call: AntomCall, request: &serde_json::Value) -> ser
             .filter(|s| !s.is_empty())
     };
     let record = {
-        let ledger = shared.ledger();
+        let ledger = shared.books();
         match (text("refundId"), text("refundRequestId")) {
             (Some(id), _) => ledger.refund(id),
             (None, Some(id)) if call.v1 => ledger.refund_by_request_id(id),
@@ -368,7 +368,7 @@ fn inquire(shared: &Shared, call: AntomCall, request: &serde_json::Value) -> ser
 
 /// Finishes due refunds and posts their notifications.
 pub(crate) fn settle(shared: &Arc<Shared>, force: bool) {
-    let settled = shared.ledger().settle(Instant::now(), force);
+    let settled = shared.books().settle(Instant::now(), force);
     let url = lock(&shared.notify_url).clone();
     let Some(url) = url else { return };
     for record in settled

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::SimConfig;
-use super::ledger::{AsyncResult, PaymentSeed, RefundMode};
+use super::books::{AsyncResult, PaymentSeed, RefundMode};
 use crate::money::{Amount, Currency};
 use crate::provider::Secret;
 use crate::provider::antom::keys::{KeyError, PrivateKey, PublicKey};

@@ -1,7 +1,7 @@
 //! The cloud simulator: Antom, OTT Pay and PaymentOptions refund APIs on loopback.
 //!
 //! Field techs run it as `posbridge sim-cloud`; the tests and the demo start it as a
-//! library ([`CloudSim::start`]). It keeps real books ([`ledger`]): payments with
+//! library ([`CloudSim::start`]). It keeps real books ([`books`]): payments with
 //! amounts and refunded totals, Antom idempotency by refundRequestId, one refund per
 //! payment at a time, asynchronous refunds that turn final after a delay (with
 //! notifyRefund posted, signed), and a count of refunds actually executed per payment
@@ -19,9 +19,9 @@
 
 pub mod admin;
 pub mod antom;
+pub mod books;
 pub mod demo;
 pub mod faults;
-pub mod ledger;
 pub mod ottpay;
 pub mod paymentoptions;
 pub mod report;
@@ -40,8 +40,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
+use self::books::{Books, PaymentSeed, PaymentView, RefundRecord};
 use self::faults::{Fault, FaultRule, FaultTarget, Faults};
-use self::ledger::{Ledger, PaymentSeed, PaymentView, RefundRecord};
 use crate::provider::Secret;
 use crate::provider::antom::keys::{PrivateKey, PublicKey};
 use crate::provider::serve::ConnectionHandle;
@@ -92,7 +92,7 @@ pub struct SimStats {
 
 pub(crate) struct Shared {
     config: SimConfig,
-    ledger: Mutex<Ledger>,
+    books: Mutex<Books>,
     faults: Mutex<Faults>,
     struck: Mutex<Vec<faults::Struck>>,
     /// Set the moment `POST /_sim/down` is answered, before the listener closes.
@@ -119,8 +119,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        lock(&self.ledger)
+    pub(crate) fn books(&self) -> MutexGuard<'_, Books> {
+        lock(&self.books)
     }
 
     /// The fault for this call, if a rule strikes it; recorded with the payment.
@@ -157,7 +157,7 @@ pub(crate) struct InFlight<'a> {
 
 impl<'a> InFlight<'a> {
     pub(crate) fn begin(shared: &'a Shared, payment_id: &str) -> InFlight<'a> {
-        shared.ledger().begin(payment_id);
+        shared.books().begin(payment_id);
         InFlight {
             shared,
             payment_id: payment_id.to_string(),
@@ -167,7 +167,7 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.shared.ledger().end(&self.payment_id);
+        self.shared.books().end(&self.payment_id);
     }
 }
 
@@ -252,9 +252,9 @@ impl CloudSim {
         let listener = server::bind(config.listen)?;
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
-        let mut ledger = Ledger::default();
+        let mut books = Books::default();
         for seed in &config.payments {
-            ledger.add_payment(seed.clone());
+            books.add_payment(seed.clone());
         }
         let notifier = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -263,7 +263,7 @@ impl CloudSim {
         let shared = Arc::new(Shared {
             notify_url: Mutex::new(config.antom_notify_url.clone()),
             config,
-            ledger: Mutex::new(ledger),
+            books: Mutex::new(books),
             faults: Mutex::new(Faults::default()),
             struck: Mutex::new(Vec::new()),
             going_down: std::sync::atomic::AtomicBool::new(false),
@@ -319,12 +319,12 @@ impl CloudSim {
 
     /// Adds or replaces a payment.
     pub fn add_payment(&self, seed: PaymentSeed) {
-        self.shared.ledger().add_payment(seed);
+        self.shared.books().add_payment(seed);
     }
 
     /// A payment's books.
     pub fn payment(&self, id: &str) -> Option<PaymentView> {
-        self.shared.ledger().payment(id)
+        self.shared.books().payment(id)
     }
 
     /// Refunds actually executed against a payment (0 for an unknown one).
@@ -334,22 +334,22 @@ impl CloudSim {
 
     /// A refund by refund id.
     pub fn refund(&self, refund_id: &str) -> Option<RefundRecord> {
-        self.shared.ledger().refund(refund_id)
+        self.shared.books().refund(refund_id)
     }
 
     /// A refund by Antom refundRequestId.
     pub fn refund_by_request_id(&self, request_id: &str) -> Option<RefundRecord> {
-        self.shared.ledger().refund_by_request_id(request_id)
+        self.shared.books().refund_by_request_id(request_id)
     }
 
     /// Every refund executed so far, in the order they were made.
     pub fn refunds(&self) -> Vec<RefundRecord> {
-        self.shared.ledger().refunds()
+        self.shared.books().refunds()
     }
 
     /// The books as a provider's report of its refunds.
     pub fn report(&self, format: report::ReportFormat) -> String {
-        report::render(&self.shared.ledger(), format)
+        report::render(&self.shared.books(), format)
     }
 
     /// Every fault that struck a call so far, in order.

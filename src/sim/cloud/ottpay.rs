@@ -11,8 +11,8 @@ use std::time::Instant;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
+use super::books::{Decision, RefundAsk, RefundState, Rejection};
 use super::faults::{Fault, FaultTarget, Variant};
-use super::ledger::{Decision, RefundAsk, RefundState, Rejection};
 use super::{InFlight, Shared, after, before, json, lock};
 use crate::money::Amount;
 use crate::provider::serve::ConnectionHandle;
@@ -123,7 +123,7 @@ pub(crate) async fn refund(
 fn execute(shared: &Shared, payment_id: &str, cents: i64, variant: Option<&Variant>) -> Response {
     // OTT Pay sends no currency: the refund is in the payment's.
     let Some(currency) = shared
-        .ledger()
+        .books()
         .payment(payment_id)
         .map(|p| p.seed.amount.currency)
     else {
@@ -137,7 +137,7 @@ fn execute(shared: &Shared, payment_id: &str, cents: i64, variant: Option<&Varia
         currency_given: false,
     };
     let decision = shared
-        .ledger()
+        .books()
         .decide(&ask, Instant::now(), shared.config.async_delay);
     let record = match decision {
         Decision::Executed(record) | Decision::Replayed(record) => record,

@@ -12,8 +12,8 @@ use std::time::Instant;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
+use super::books::{Decision, RefundAsk, Rejection};
 use super::faults::{Fault, FaultTarget, Variant};
-use super::ledger::{Decision, RefundAsk, Rejection};
 use super::{InFlight, Shared, after, before, json};
 use crate::money::Amount;
 use crate::provider::serve::ConnectionHandle;
@@ -60,7 +60,7 @@ pub(crate) fn status(shared: &Shared, headers: &HeaderMap, id: &str) -> Response
             "Invalid API key.",
         );
     }
-    let ledger = shared.ledger();
+    let ledger = shared.books();
     let (kind, amount) = if let Some(payment) = ledger.payment(id) {
         ("CAPTURE", payment.seed.amount)
     } else if let Some(refund) = ledger.refund(id) {
@@ -149,7 +149,7 @@ fn execute(
     variant: Option<&Variant>,
 ) -> Response {
     let Some(currency) = shared
-        .ledger()
+        .books()
         .payment(payment_id)
         .map(|p| p.seed.amount.currency)
     else {
@@ -167,7 +167,7 @@ fn execute(
         currency_given: false,
     };
     let decision = shared
-        .ledger()
+        .books()
         .decide(&ask, Instant::now(), std::time::Duration::ZERO);
     let record = match decision {
         Decision::Executed(record) | Decision::Replayed(record) => record,

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::ledger::{Ledger, RefundRecord, RefundState};
+use super::books::{Books, RefundRecord, RefundState};
 use crate::money::{Amount, minor_unit_exponent};
 
 /// Whose report.
@@ -58,7 +58,7 @@ fn time(r: &RefundRecord) -> jiff::Timestamp {
 }
 
 /// The books as `format`'s report.
-pub fn render(ledger: &Ledger, format: ReportFormat) -> String {
+pub fn render(ledger: &Books, format: ReportFormat) -> String {
     let refunds = ledger.refunds();
     let mut out = String::new();
     match format {

@@ -9,8 +9,8 @@ use rand::{RngExt, SeedableRng};
 use crate::money::{Amount, Currency};
 use crate::sim::chaos::world::TerminalSide;
 use crate::sim::cloud::CloudSim;
+use crate::sim::cloud::books::PaymentSeed;
 use crate::sim::cloud::faults::{Fault, FaultRule, FaultTarget};
-use crate::sim::cloud::ledger::PaymentSeed;
 
 /// What the terminal has open: refunds sent and not final in its view, and REFUNDs
 /// not acknowledged.

@@ -10,8 +10,8 @@ use rand::{RngExt, SeedableRng};
 use super::{Action, Intensity, Plan, ProviderKind, Step};
 use crate::message::{DisplayCharset, DisplayInfo};
 use crate::money::{Amount, Currency};
+use crate::sim::cloud::books::{AsyncResult, PaymentSeed, RefundMode};
 use crate::sim::cloud::faults::{Fault, FaultRule, FaultTarget, Variant};
-use crate::sim::cloud::ledger::{AsyncResult, PaymentSeed, RefundMode};
 use crate::sim::line::LineFaults;
 
 /// What one payment has left for the plan to refund.

@@ -10,8 +10,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::message::DisplayInfo;
+use crate::sim::cloud::books::PaymentSeed;
 use crate::sim::cloud::faults::FaultRule;
-use crate::sim::cloud::ledger::PaymentSeed;
 use crate::sim::line::LineFaults;
 
 /// The provider a run sends to.

@@ -191,7 +191,7 @@ struct Remembered {
 
 /// The books.
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub struct Books {
     payments: HashMap<String, PaymentEntry>,
     refunds: HashMap<String, RefundRecord>,
     by_request_id: HashMap<String, Remembered>,
@@ -200,7 +200,7 @@ pub struct Ledger {
     next_refund: u64,
 }
 
-impl Ledger {
+impl Books {
     /// Adds (or replaces) a payment.
     pub fn add_payment(&mut self, seed: PaymentSeed) {
         let id = seed.id.clone();
@@ -251,7 +251,7 @@ impl Ledger {
         }
     }
 
-    /// Marks a request for a payment as being handled (until [`Ledger::end`]), so a
+    /// Marks a request for a payment as being handled (until [`Books::end`]), so a
     /// concurrent refund of the same payment is turned away.
     pub fn begin(&mut self, payment_id: &str) {
         if let Some(entry) = self.payments.get_mut(payment_id) {
@@ -259,7 +259,7 @@ impl Ledger {
         }
     }
 
-    /// Ends what [`Ledger::begin`] started.
+    /// Ends what [`Books::begin`] started.
     pub fn end(&mut self, payment_id: &str) {
         if let Some(entry) = self.payments.get_mut(payment_id) {
             entry.in_flight = entry.in_flight.saturating_sub(1);
@@ -440,8 +440,8 @@ mod tests {
         }
     }
 
-    fn ledger() -> Ledger {
-        let mut l = Ledger::default();
+    fn ledger() -> Books {
+        let mut l = Books::default();
         l.add_payment(PaymentSeed::new("P1", usd(1000)));
         l
     }
@@ -521,7 +521,7 @@ mod tests {
 
     #[test]
     fn partial_not_supported_and_not_refundable() {
-        let mut l = Ledger::default();
+        let mut l = Books::default();
         let now = Instant::now();
         l.add_payment(PaymentSeed {
             partial_refund: false,
@@ -547,7 +547,7 @@ mod tests {
 
     #[test]
     fn async_refunds_settle_and_block_others_meanwhile() {
-        let mut l = Ledger::default();
+        let mut l = Books::default();
         l.add_payment(PaymentSeed {
             mode: RefundMode::Async,
             ..PaymentSeed::new("A", usd(1000))
@@ -580,7 +580,7 @@ mod tests {
 
     #[test]
     fn failed_async_refund_gives_the_amount_back() {
-        let mut l = Ledger::default();
+        let mut l = Books::default();
         l.add_payment(PaymentSeed {
             mode: RefundMode::Async,
             async_result: AsyncResult::Failure,
