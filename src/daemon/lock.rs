@@ -21,11 +21,34 @@ pub struct LedgerLock {
     _file: Flock<File>,
 }
 
-/// The lock file of the ledger at `ledger`.
+/// The lock file of the ledger at `ledger`, named after the file the path leads to:
+/// a second daemon given a symlink (or `..` detour) to a running daemon's ledger must
+/// meet the same lock, since SQLite follows the link to the same file.
 pub fn path_for(ledger: &Path) -> PathBuf {
-    let mut name = ledger.as_os_str().to_owned();
+    let mut name = real_path(ledger).into_os_string();
     name.push(".lock");
     PathBuf::from(name)
+}
+
+/// The ledger's path with every link resolved: the file's own if it exists, else its
+/// directory's (it is created there); the path as given when neither resolves.
+fn real_path(ledger: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(ledger) {
+        return real;
+    }
+    match (ledger.parent(), ledger.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            std::fs::canonicalize(dir)
+                .map(|real| real.join(name))
+                .unwrap_or_else(|_| ledger.to_path_buf())
+        }
+        _ => ledger.to_path_buf(),
+    }
 }
 
 /// Why the lock cannot be had.
@@ -112,6 +135,30 @@ fn read_pid(file: &mut File) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_symlink_to_a_held_ledger_meets_the_same_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("ledger.sqlite");
+        std::fs::write(&real, b"").unwrap();
+        let alias = dir.path().join("alias.sqlite");
+        std::os::unix::fs::symlink(&real, &alias).unwrap();
+        let detour = dir.path().join("sub");
+        std::fs::create_dir(&detour).unwrap();
+        let through_dots = detour.join("..").join("ledger.sqlite");
+        let _held = LedgerLock::acquire(&real).unwrap();
+        for other in [&alias, &through_dots] {
+            assert!(
+                matches!(LedgerLock::acquire(other), Err(LockError::Held { .. })),
+                "{} took a lock of its own",
+                other.display()
+            );
+            assert_eq!(holder(other), Some(Some(std::process::id())));
+        }
+        // Not yet created: named after its directory's real path.
+        let fresh = detour.join("..").join("new.sqlite");
+        assert_eq!(path_for(&fresh), path_for(&dir.path().join("new.sqlite")));
+    }
 
     #[test]
     fn one_holder_at_a_time_named_by_pid_and_free_once_dropped() {

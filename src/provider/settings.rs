@@ -90,9 +90,17 @@ pub fn resolve_secret(
                 return Err(SettingsError::invalid(key, problem.to_string()));
             }
             let text = std::fs::read_to_string(path).map_err(|e| {
-                SettingsError::invalid(key, format!("cannot read {}: {e}", path.display()))
+                SettingsError::invalid(key.clone(), format!("cannot read {}: {e}", path.display()))
             })?;
-            Secret::new(text.trim().to_string())
+            let secret = Secret::new(text.trim().to_string());
+            if secret.is_empty() {
+                // The file is what needs fixing: name it, and the setting that points there.
+                return Err(SettingsError::invalid(
+                    key,
+                    format!("{} is empty", path.display()),
+                ));
+            }
+            secret
         }
         (None, None) => {
             return Err(SettingsError::invalid(
@@ -341,6 +349,14 @@ mod tests {
                 .unwrap()
                 .expose(),
             "from-file"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let err = resolve_secret("app_key", None, Some(&file)).unwrap_err();
+        assert_eq!(err.setting(), Some("app_key_file"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("{} is empty", file.display())),
+            "{err}"
         );
     }
 }
