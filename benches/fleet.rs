@@ -284,7 +284,9 @@ async fn lag(pg: &PgCluster, args: &Args) {
         key_file.display()
     ))
     .unwrap();
-    let shipper = Shipper::start(&config, handle.clone()).await.unwrap();
+    let shipper = Shipper::start(&config, config.prepare().unwrap(), handle.clone())
+        .await
+        .unwrap();
     // The true lag, read from the ledger as the metrics endpoint does.
     let lag_now = || {
         let handle = handle.clone();

@@ -351,10 +351,18 @@ fn a_bad_configuration_creates_nothing_and_check_config_refuses_it_too() {
                 .into(),
             "provider.app_key_file",
         ),
+        (
+            "a fleet key file that is not there",
+            "[fleet]\nurl = \"http://127.0.0.1:9\"\nbox_id = \"store-1\"\n\
+             secret_file = \"/nonexistent/box.key\"\n"
+                .into(),
+            antom.clone(),
+            "fleet.secret_file",
+        ),
     ];
     for (what, extra, provider, key) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let (path, _) = config_file(dir.path(), &extra, &provider);
+        let (path, text) = config_file(dir.path(), &extra, &provider);
         let (run, checked) = refused_before_anything(&path, what);
         assert!(
             run.contains(key),
@@ -363,6 +371,22 @@ fn a_bad_configuration_creates_nothing_and_check_config_refuses_it_too() {
         assert!(
             checked.contains(key),
             "{what}: check-config does not name {key}: {checked}"
+        );
+        // The key's own line: the first line its name starts after its table's header.
+        let (table, setting) = key.rsplit_once('.').unwrap();
+        let header = line_of(&text, &format!("[{table}]"));
+        let line = header
+            + text
+                .lines()
+                .skip(header)
+                .position(|l| l.starts_with(setting))
+                .unwrap()
+            + 1;
+        let at = format!("{}:{line}:", path.display());
+        assert!(run.contains(&at), "{what}: `run` does not say {at}: {run}");
+        assert!(
+            checked.contains(&at),
+            "{what}: check-config does not say {at}: {checked}"
         );
     }
 }

@@ -814,7 +814,9 @@ async fn mutual_tls_with_the_receivers_own_certificate() {
     ] {
         let config: FleetConfig = toml::from_str(&format!("{base}{extra}")).unwrap();
         config.validate().unwrap();
-        let shipper = Shipper::start(&config, handle.clone()).await.unwrap();
+        let shipper = Shipper::start(&config, config.prepare().unwrap(), handle.clone())
+            .await
+            .unwrap();
         let status = shipper.status();
         until(what, || {
             let s = status.snapshot();
@@ -849,7 +851,9 @@ async fn mutual_tls_with_the_receivers_own_certificate() {
         );
     }
     let config: FleetConfig = toml::from_str(&format!("{base}{ca}{client}")).unwrap();
-    let shipper = Shipper::start(&config, handle.clone()).await.unwrap();
+    let shipper = Shipper::start(&config, config.prepare().unwrap(), handle.clone())
+        .await
+        .unwrap();
     converged(&database, "store-tls", &ledger_path).await;
     let status = shipper.status();
     until("the lag drops to zero", || {

@@ -22,6 +22,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::lock::Holder;
 use crate::config::Config;
 use crate::credentials::{CredentialLookup, FoundKey, How, UnitFiles};
 use crate::ledger::{Ledger, Presence};
@@ -360,7 +361,7 @@ fn daemon(config: &Config) -> Check {
     let path = &config.ledger.path;
     let lock = super::lock::path_for(path);
     match super::lock::holder(path) {
-        Some(pid) => Check::pass(
+        Holder::Daemon(pid) => Check::pass(
             "daemon",
             format!(
                 "running, {} (it holds {})",
@@ -369,10 +370,18 @@ fn daemon(config: &Config) -> Check {
                 lock.display()
             ),
         ),
-        None => Check::warn(
+        Holder::Nobody => Check::warn(
             "daemon",
             format!("no posbridge is running on {}", path.display()),
             "systemctl start posbridge (or posbridge run --config FILE)",
+        ),
+        Holder::Unknown(why) => Check::warn(
+            "daemon",
+            format!(
+                "cannot tell whether a posbridge runs on {}: {why}",
+                path.display()
+            ),
+            "run doctor as the service user: sudo -u posbridge posbridge doctor --config FILE",
         ),
     }
 }

@@ -113,15 +113,38 @@ impl LedgerLock {
     }
 }
 
-/// The pid of the daemon holding the ledger's lock, if one runs; `None` when none
-/// does (or there is no lock file yet). Takes the lock for a moment to find out, so a
-/// daemon starting at that very moment may be refused once; it creates nothing.
-pub fn holder(ledger: &Path) -> Option<Option<u32>> {
-    let file = File::open(path_for(ledger)).ok()?;
+/// Who holds a ledger's lock, as far as this process can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// No daemon runs on the ledger (or there is no lock file yet).
+    Nobody,
+    /// A daemon runs on it; its pid, as it wrote it.
+    Daemon(Option<u32>),
+    /// This process cannot tell: the lock file cannot be opened or tried (another
+    /// user's file, say). The reason names the file.
+    Unknown(String),
+}
+
+/// Who holds the lock of the ledger at `ledger`. Takes the lock for a moment to find
+/// out, so a daemon starting at that very moment may be refused once; it creates
+/// nothing. A lock file this process may not open is [`Holder::Unknown`], never
+/// "nobody": an operator running `doctor` as another user must not read that no
+/// daemon runs.
+pub fn holder(ledger: &Path) -> Holder {
+    let path = path_for(ledger);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Holder::Nobody,
+        Err(e) => return Holder::Unknown(format!("lock file {}: {e}", path.display())),
+    };
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        Ok(_) => None,
-        Err((mut file, Errno::EWOULDBLOCK)) => Some(read_pid(&mut file)),
-        Err(_) => None,
+        Ok(_) => Holder::Nobody,
+        Err((mut file, Errno::EWOULDBLOCK)) => Holder::Daemon(read_pid(&mut file)),
+        Err((_, errno)) => Holder::Unknown(format!(
+            "lock file {}: cannot try its lock: {}",
+            path.display(),
+            errno.desc()
+        )),
     }
 }
 
@@ -153,7 +176,7 @@ mod tests {
                 "{} took a lock of its own",
                 other.display()
             );
-            assert_eq!(holder(other), Some(Some(std::process::id())));
+            assert_eq!(holder(other), Holder::Daemon(Some(std::process::id())));
         }
         // Not yet created: named after its directory's real path.
         let fresh = detour.join("..").join("new.sqlite");
@@ -164,9 +187,9 @@ mod tests {
     fn one_holder_at_a_time_named_by_pid_and_free_once_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = dir.path().join("ledger.sqlite");
-        assert_eq!(holder(&ledger), None, "no lock file: nobody");
+        assert_eq!(holder(&ledger), Holder::Nobody, "no lock file: nobody");
         let first = LedgerLock::acquire(&ledger).unwrap();
-        assert_eq!(holder(&ledger), Some(Some(std::process::id())));
+        assert_eq!(holder(&ledger), Holder::Daemon(Some(std::process::id())));
         // A second open of the file is another lock, refused as another process's is.
         match LedgerLock::acquire(&ledger) {
             Err(LockError::Held {
@@ -179,8 +202,29 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(first);
-        assert_eq!(holder(&ledger), None, "released");
+        assert_eq!(holder(&ledger), Holder::Nobody, "released");
         let again = LedgerLock::acquire(&ledger).unwrap();
         drop(again);
+    }
+
+    #[test]
+    fn a_lock_file_that_cannot_be_opened_is_unknown_not_nobody() {
+        let dir = tempfile::tempdir().unwrap();
+        // A regular file where a directory should be: even root cannot open the lock.
+        let not_a_dir = dir.path().join("state");
+        std::fs::write(&not_a_dir, b"").unwrap();
+        match holder(&not_a_dir.join("ledger.sqlite")) {
+            Holder::Unknown(why) => assert!(why.contains("ledger.sqlite.lock"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Another user's lock file (only meaningful when not root, who opens anything).
+        if !nix::unistd::geteuid().is_root() {
+            use std::os::unix::fs::PermissionsExt;
+            let ledger = dir.path().join("ledger.sqlite");
+            let _held = LedgerLock::acquire(&ledger).unwrap();
+            let lock = path_for(&ledger);
+            std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o000)).unwrap();
+            assert!(matches!(holder(&ledger), Holder::Unknown(_)));
+        }
     }
 }

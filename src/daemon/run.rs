@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use crate::bridge::Bridge;
 use crate::bridge::texts::Language;
 use crate::config::Config;
+use crate::fleet::config::FleetKeys;
 use crate::ledger::{Ledger, LedgerError, LedgerHandle};
 use crate::provider::antom::keys::PublicKey;
 use crate::provider::antom::notify::{NotifyConfig, NotifyReceiver};
@@ -46,9 +47,6 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// Shipping the ledger to the fleet cannot start.
-    #[error("{0}")]
-    Fleet(String),
 }
 
 impl StartError {
@@ -59,16 +57,18 @@ impl StartError {
 }
 
 /// What [`preflight`] found usable: the provider, built with its keys; Antom's public
-/// key if the notifyRefund receiver is on; every terminal line.
+/// key if the notifyRefund receiver is on; every terminal line; the fleet's key and
+/// client if the ledger is shipped.
 pub struct Checked {
     provider: Arc<dyn crate::provider::Provider>,
     notify: Option<(NotifyConfig, String, PublicKey)>,
     lines: Vec<(String, TransportConfig, Option<Language>)>,
+    fleet: Option<FleetKeys>,
 }
 
 /// Every check `posbridge run` makes before it creates, opens or binds anything:
 /// the keys and credentials (their files' modes included), the notifyRefund
-/// receiver's settings, the terminal lines, and whether the ledger's file and
+/// receiver's settings, the terminal lines, the fleet's key and certificates, and whether the ledger's file and
 /// directory can be written. `posbridge check-config` runs the same checks, so it
 /// refuses whatever `run` would. Errors name the file, the line and the key.
 pub fn preflight(config: &Config) -> Result<Checked, StartError> {
@@ -97,11 +97,18 @@ pub fn preflight(config: &Config) -> Result<Checked, StartError> {
         })?;
         lines.push((terminal.label(), transport, terminal.language));
     }
+    let fleet = match &config.fleet {
+        Some(fleet) => Some(fleet.prepare().map_err(|e| {
+            StartError::Config(config.error_at(Some(e.setting), &e.reason).to_string())
+        })?),
+        None => None,
+    };
     Ledger::check_location(&config.ledger.path)?;
     Ok(Checked {
         provider,
         notify,
         lines,
+        fleet,
     })
 }
 
@@ -124,7 +131,9 @@ impl Daemon {
     pub async fn start(config: &Config) -> Result<Daemon, StartError> {
         let checked = preflight(config)?;
         let path = &config.ledger.path;
-        if let Some(holder) = lock::holder(path) {
+        // Refused before binding anything; an unreadable lock file is left to
+        // `LedgerLock::acquire`, which names it.
+        if let lock::Holder::Daemon(holder) = lock::holder(path) {
             return Err(StartError::Lock(LockError::Held {
                 ledger: path.display().to_string(),
                 holder,
@@ -168,7 +177,7 @@ impl Daemon {
             }
             _ => None,
         };
-        let fleet = start_fleet(config, &bridge).await?;
+        let fleet = start_fleet(config, checked.fleet, &bridge).await?;
         let metrics = match (&config.metrics, metrics_listener) {
             (Some(m), Some(listener)) => Some(
                 super::metrics::serve(
@@ -218,14 +227,15 @@ async fn bind(addr: std::net::SocketAddr, what: &'static str) -> Result<TcpListe
 /// outbox off, so no copies pile up for a sink that does not exist.
 async fn start_fleet(
     config: &Config,
+    keys: Option<FleetKeys>,
     bridge: &Bridge,
 ) -> Result<Option<crate::fleet::Shipper>, StartError> {
-    match &config.fleet {
-        Some(fleet) => crate::fleet::Shipper::start(fleet, bridge.ledger().clone())
-            .await
-            .map(Some)
-            .map_err(StartError::Fleet),
-        None => {
+    match (&config.fleet, keys) {
+        (Some(fleet), Some(keys)) => {
+            let shipper = crate::fleet::Shipper::start(fleet, keys, bridge.ledger().clone());
+            Ok(Some(shipper.await?))
+        }
+        _ => {
             bridge.ledger().call(|l| l.fleet_disable()).await?;
             Ok(None)
         }

@@ -107,9 +107,9 @@ impl FleetConfig {
 
     /// Files whose contents are secret, for the permissions warning.
     pub fn secret_files(&self) -> Vec<(&'static str, &Path)> {
-        let mut out = vec![("secret_file", self.secret_file.as_path())];
+        let mut out = vec![("fleet.secret_file", self.secret_file.as_path())];
         if let Some(key) = &self.client_key_file {
-            out.push(("client_key_file", key.as_path()));
+            out.push(("fleet.client_key_file", key.as_path()));
         }
         out
     }
@@ -123,26 +123,38 @@ impl FleetConfig {
         )
     }
 
+    /// Reads the box's key and builds the client: everything shipping needs, checked
+    /// before the daemon creates or opens anything.
+    pub fn prepare(&self) -> Result<FleetKeys, FleetFileError> {
+        Ok(FleetKeys {
+            key: self.load_key()?,
+            client: self.client()?,
+        })
+    }
+
     /// Reads the box's key.
-    pub fn load_key(&self) -> Result<Vec<u8>, String> {
+    pub fn load_key(&self) -> Result<Vec<u8>, FleetFileError> {
         for (key, path) in self.secret_files() {
             if let Some(problem) = secret_file_problem(path) {
-                return Err(format!("fleet.{key}: {problem}"));
+                return Err(FleetFileError::new(key, problem.to_string()));
             }
         }
-        let text = std::fs::read_to_string(&self.secret_file).map_err(|e| {
-            format!(
-                "fleet.secret_file {}: cannot read: {e}",
-                self.secret_file.display()
+        let path = &self.secret_file;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            FleetFileError::new(
+                "fleet.secret_file",
+                format!("{}: cannot read: {e}", path.display()),
             )
         })?;
         let key = text.trim();
         if key.len() < batch::MIN_SECRET_BYTES {
-            return Err(format!(
-                "fleet.secret_file {}: holds {} bytes; a box key (`posbridge fleet box-key`) \
-                 has 64",
-                self.secret_file.display(),
-                key.len()
+            return Err(FleetFileError::new(
+                "fleet.secret_file",
+                format!(
+                    "{}: holds {} bytes; a box key (`posbridge fleet box-key`) has 64",
+                    path.display(),
+                    key.len()
+                ),
             ));
         }
         Ok(key.as_bytes().to_vec())
@@ -150,34 +162,69 @@ impl FleetConfig {
 
     /// The HTTP client: the provider settings' client, with the receiver's CA and
     /// this box's certificate when configured.
-    pub fn client(&self) -> Result<reqwest::Client, String> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+    pub fn client(&self) -> Result<reqwest::Client, FleetFileError> {
+        let read = |setting: &'static str, path: &Path| {
+            std::fs::read(path).map_err(|e| {
+                FleetFileError::new(setting, format!("{}: cannot read: {e}", path.display()))
+            })
         };
         let mut builder = self
             .http
             .builder()
-            .map_err(|e| format!("fleet.http: {}", reason(e)))?;
+            .map_err(|e| FleetFileError::new("fleet.http", reason(e)))?;
         if let Some(ca) = &self.ca_file {
-            let cert = reqwest::Certificate::from_pem(&read(ca)?).map_err(|e| {
-                format!("fleet.ca_file {}: not a PEM certificate: {e}", ca.display())
-            })?;
+            let cert =
+                reqwest::Certificate::from_pem(&read("fleet.ca_file", ca)?).map_err(|e| {
+                    FleetFileError::new(
+                        "fleet.ca_file",
+                        format!("{}: not a PEM certificate: {e}", ca.display()),
+                    )
+                })?;
             builder = builder.add_root_certificate(cert);
         }
         if let (Some(cert), Some(key)) = (&self.client_cert_file, &self.client_key_file) {
-            let mut pem = read(cert)?;
+            let mut pem = read("fleet.client_cert_file", cert)?;
             pem.push(b'\n');
-            pem.extend(read(key)?);
+            pem.extend(read("fleet.client_key_file", key)?);
             let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                format!(
-                    "fleet.client_cert_file/client_key_file: not a PEM certificate and key: {e}"
+                FleetFileError::new(
+                    "fleet.client_cert_file",
+                    format!("with client_key_file, not a PEM certificate and key: {e}"),
                 )
             })?;
             builder = builder.identity(identity);
         }
-        builder
-            .build()
-            .map_err(|e| format!("fleet: cannot build the HTTP client: {e}"))
+        builder.build().map_err(|e| {
+            FleetFileError::new("fleet.http", format!("cannot build the HTTP client: {e}"))
+        })
+    }
+}
+
+/// What shipping needs, read and checked: the box's key and the receiver's client.
+pub struct FleetKeys {
+    /// The box's key, for the batches' HMAC.
+    pub key: Vec<u8>,
+    /// The client, with the receiver's CA and this box's certificate.
+    pub client: reqwest::Client,
+}
+
+/// A `[fleet]` file or setting that cannot be used: which setting, and why. The
+/// reason names the file and never holds its content.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct FleetFileError {
+    /// The setting to blame, `fleet.secret_file`...
+    pub setting: &'static str,
+    /// Why it cannot be used.
+    pub reason: String,
+}
+
+impl FleetFileError {
+    fn new(setting: &'static str, reason: impl Into<String>) -> FleetFileError {
+        FleetFileError {
+            setting,
+            reason: reason.into(),
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::RngExt;
 
 use super::batch::{self, Batch};
-use super::config::FleetConfig;
+use super::config::{FleetConfig, FleetKeys};
 use crate::ledger::{FleetPosition, LedgerError, LedgerHandle};
 use crate::locks::lock;
 use crate::provider::http::describe;
@@ -121,15 +121,16 @@ pub struct Shipper {
 }
 
 impl Shipper {
-    /// Reads the key, builds the client, turns the ledger's outbox on and starts.
-    pub async fn start(config: &FleetConfig, ledger: LedgerHandle) -> Result<Shipper, String> {
-        let key = config.load_key()?;
-        let client = config.client()?;
+    /// Turns the ledger's outbox on and starts shipping with `keys`
+    /// ([`FleetConfig::prepare`]).
+    pub async fn start(
+        config: &FleetConfig,
+        keys: FleetKeys,
+        ledger: LedgerHandle,
+    ) -> Result<Shipper, LedgerError> {
+        let FleetKeys { key, client } = keys;
         let box_id = config.box_id.clone();
-        let position = ledger
-            .call(move |l| l.fleet_enable(&box_id))
-            .await
-            .map_err(|e| format!("fleet outbox: {e}"))?;
+        let position = ledger.call(move |l| l.fleet_enable(&box_id)).await?;
         tracing::info!(
             box_id = %config.box_id,
             url = %config.url,
