@@ -842,4 +842,12 @@ fn an_unreadable_ledger_is_a_permission_problem() {
     assert!(line.contains("permission denied"), "{out}");
     assert!(out.contains("sudo -u posbridge posbridge doctor"), "{out}");
     assert!(!out.contains("will be created"), "{out}");
+    // The lock file is as closed to this user as the ledger: whether a daemon runs
+    // cannot be told, and doctor must not say none does.
+    let daemon = out
+        .lines()
+        .find(|l| l.contains(" daemon"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(daemon.contains("cannot tell"), "{out}");
+    assert!(!out.contains("no posbridge is running"), "{out}");
 }
