@@ -401,3 +401,66 @@ fn check_config_speaks_json_for_scripts() {
         "{report}"
     );
 }
+
+#[test]
+fn a_whole_payment_refund_shows_the_amount_the_provider_gave() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let mut ledger = Ledger::open(&path).unwrap();
+    let whole = |ledger: &mut Ledger, id: &str, rrid: &str| {
+        let new = NewRefund {
+            terminal_id: "T1".into(),
+            original_merchant_refund_id: id.into(),
+            payment_id: format!("PAY-{id}"),
+            amount: None,
+            memo: None,
+        };
+        let policy = AcceptPolicy {
+            provider: "antom".into(),
+            queued: false,
+            refund_request_id: rrid.into(),
+            daily_limit: None,
+        };
+        match ledger.accept(&new, &policy, 1_700_000_000_000).unwrap() {
+            Acceptance::Recorded { refund, .. } => refund.id,
+            other => panic!("{other:?}"),
+        }
+    };
+    let learned = whole(&mut ledger, "REF-WHOLE", "RRID-WHOLE");
+    let r = ledger.get(learned).unwrap();
+    let change = Change {
+        state: Some(RefundState::Succeeded),
+        attempt: Some(AttemptStatus::Done),
+        next_action_ms: Some(None),
+        refunded: Some(Amount::new(4321, Currency::parse("USD").unwrap()).unwrap()),
+        result: Some(("SUCCESS".into(), "Success".into())),
+        cause: "provider".into(),
+        ..Change::default()
+    };
+    ledger
+        .apply(learned, r.attempt_id, &change, 1_700_000_001_000)
+        .unwrap();
+    whole(&mut ledger, "REF-WAIT", "RRID-WAIT");
+    drop(ledger);
+
+    let (ok, out, _) = posbridge(&path, &["show", "REF-WHOLE"]);
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("amount"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("whole payment") && line.contains("43.21 USD"),
+        "{out}"
+    );
+    let (ok, out, _) = posbridge(&path, &["show", "REF-WAIT"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("not yet known"), "{out}");
+    let (ok, out, _) = posbridge(&path, &["queue"]);
+    assert!(ok, "{out}");
+    let waiting = out
+        .lines()
+        .find(|l| l.contains("REF-WAIT"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(waiting.contains(" full "), "{out}");
+}

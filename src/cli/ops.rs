@@ -186,10 +186,27 @@ fn age(ms: i64) -> String {
     }
 }
 
+/// The queue's amount column: what was asked, or for a whole-payment refund `full`
+/// and, once the provider said it, how much that was.
 fn amount(r: &RefundRecord) -> String {
-    r.amount
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "full".into())
+    match (r.amount, r.refunded) {
+        (Some(asked), _) => asked.to_string(),
+        (None, Some(refunded)) => format!("full {refunded}"),
+        (None, None) => "full".into(),
+    }
+}
+
+/// `show`'s amount: what was asked and, when it is not that, what the provider
+/// said it refunded.
+fn amount_in_full(r: &RefundRecord) -> String {
+    match (r.amount, r.refunded) {
+        (Some(asked), Some(refunded)) if asked != refunded => {
+            format!("{asked} (the provider refunded {refunded})")
+        }
+        (Some(asked), _) => asked.to_string(),
+        (None, Some(refunded)) => format!("the whole payment: {refunded}"),
+        (None, None) => "the whole payment (its amount not yet known)".into(),
+    }
 }
 
 fn operator() -> String {
@@ -220,7 +237,7 @@ pub fn queue(args: QueueArgs) -> ExitCode {
     } else {
         let _ = writeln!(
             out,
-            "{:>6}  {:<12} {:<20} {:<20} {:>14}  {:<15} {:>5} {:>5}  LAST OUTCOME / NEXT",
+            "{:>6}  {:<12} {:<20} {:<20} {:>18}  {:<15} {:>5} {:>5}  LAST OUTCOME / NEXT",
             "#", "TERMINAL", "REFUND", "PAYMENT", "AMOUNT", "STATE", "AGE", "TRIES"
         );
         for r in &refunds {
@@ -242,7 +259,7 @@ pub fn queue(args: QueueArgs) -> ExitCode {
             };
             let _ = writeln!(
                 out,
-                "{:>6}  {:<12} {:<20} {:<20} {:>14}  {:<15} {:>5} {:>5}  {}",
+                "{:>6}  {:<12} {:<20} {:<20} {:>18}  {:<15} {:>5} {:>5}  {}",
                 format!("#{}", r.id),
                 visible(&r.terminal_id),
                 visible(&r.original_merchant_refund_id),
@@ -288,7 +305,7 @@ pub(super) fn print_history(h: &History, out: &mut impl Write) -> std::io::Resul
         visible(&r.original_merchant_refund_id)
     )?;
     writeln!(out, "  payment             {}", visible(&r.payment_id))?;
-    writeln!(out, "  amount              {}", amount(r))?;
+    writeln!(out, "  amount              {}", amount_in_full(r))?;
     if let Some(memo) = &r.memo {
         writeln!(out, "  memo                {}", visible(memo))?;
     }
