@@ -223,6 +223,45 @@ fn a_failed_refund_the_report_shows_refunded_is_the_loudest_finding() {
     assert_eq!(l.lookup("REF-1").unwrap().state, RefundState::Succeeded);
 }
 
+/// A FAILED refund the report shows executed, for another amount than the ledger
+/// asked: still the loudest finding (money moved), not a mere amount mismatch.
+#[test]
+fn a_failed_refund_refunded_for_another_amount_is_still_the_loudest_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let mut l = Ledger::open(&path).unwrap();
+    let wrong = accept(
+        &mut l,
+        "REF-1",
+        PAYMENT_A,
+        Some(999),
+        "posbridge-3f6c2a1e-0001",
+    );
+    set(&mut l, wrong, RefundState::Failed, None);
+    drop(l);
+    let report = report("antom-report.txt");
+    let ledger = path.to_str().unwrap();
+    let (code, out, _) = posbridge(&["reconcile", "--ledger", ledger, "--report", &report]);
+    assert_eq!(code, 1, "{out}");
+    let first = out.lines().next().unwrap();
+    assert!(first.contains("do not refund these again"), "{out}");
+    assert!(out.contains("not the 9.99 USD asked"), "{out}");
+    assert!(!out.contains("amount or currency mismatches"), "{out}");
+    let (_, out, _) = posbridge(&[
+        "reconcile",
+        "--ledger",
+        ledger,
+        "--report",
+        &report,
+        "--apply",
+    ]);
+    assert!(out.contains("[applied]"), "{out}");
+    let l = Ledger::open(&path).unwrap();
+    let settled = l.lookup("REF-1").unwrap();
+    assert_eq!(settled.state, RefundState::Succeeded);
+    assert_eq!(settled.refunded, Some(usd(1250)));
+}
+
 #[test]
 fn a_report_that_does_not_read_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,10 +1,17 @@
 //! `posbridge reconcile`: the ledger against the provider's report.
 //!
+//! Its exit statuses are the common ones of `cli::exit`:
+//!
 //! | exit | meaning |
 //! | --- | --- |
 //! | 0 | the ledger and the report agree (after applying, with `--apply`) |
 //! | 1 | something disagrees that was not settled |
-//! | 2 | bad arguments, or a report or ledger that cannot be read |
+//! | 2 | bad arguments |
+//! | 3 | the report cannot be read as that provider's report |
+//! | 4 | the report or the ledger does not exist |
+//! | 6 | the ledger stayed busy |
+//! | 7 | this user may not read the report or write the ledger |
+//! | 8 | anything else (an I/O error, a damaged ledger) |
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -51,7 +58,11 @@ from it was not made. Without it, absence proves nothing.
 --apply records what the report proves (a refund waiting for a person or for its
 provider, settled; a FAILED refund the provider did make, corrected to SUCCEEDED; a
 whole-payment refund's amount), each with a note naming the report. It is safe while
-the daemon runs. Exit 0: everything agrees; 1: something disagrees; 2: error.")]
+the daemon runs.
+
+Exit status: 0 everything agrees; 1 something disagrees; 2 bad arguments; 3 the report
+cannot be read as that provider's report; 4 no such report or ledger; 6 the ledger
+stayed busy; 7 permission denied; 8 anything else.")]
 pub struct ReconcileArgs {
     #[command(flatten)]
     ledger: LedgerArgs,

@@ -384,6 +384,24 @@ fn judge(out: &mut Reconciliation, refund: &RefundRecord, row: &ReportRefund) {
     );
     let amounts_agree = ledger_amount(refund).is_none_or(|a| a == row.amount);
     match (&row.status, refund.state) {
+        // Money moved on a refund the ledger calls FAILED: the loudest finding, even
+        // when the amounts differ too, since a person may refund it again by hand.
+        (RowStatus::Refunded, RefundState::Failed) => push(
+            Kind::FailedButRefunded,
+            format!(
+                "the ledger says FAILED, but the provider refunded it ({what}{}): the \
+                 customer has the money; do not refund it again",
+                match ledger_amount(refund) {
+                    Some(asked) if !amounts_agree => format!(", not the {asked} asked"),
+                    _ => String::new(),
+                }
+            ),
+            Some(Action::Settle {
+                to: RefundState::Succeeded,
+                refund_id: row.refund_id.clone(),
+                amount: Some(row.amount),
+            }),
+        ),
         (RowStatus::Refunded, _) if !amounts_agree => push(
             Kind::AmountMismatch,
             format!(
@@ -407,18 +425,6 @@ fn judge(out: &mut Reconciliation, refund: &RefundRecord, row: &ReportRefund) {
         (RowStatus::Refunded, RefundState::Succeeded) => {
             push(Kind::Confirmed, format!("refunded ({what})"), None)
         }
-        (RowStatus::Refunded, RefundState::Failed) => push(
-            Kind::FailedButRefunded,
-            format!(
-                "the ledger says FAILED, but the provider refunded it ({what}): the \
-                 customer has the money; do not refund it again"
-            ),
-            Some(Action::Settle {
-                to: RefundState::Succeeded,
-                refund_id: row.refund_id.clone(),
-                amount: Some(row.amount),
-            }),
-        ),
         (RowStatus::Refunded, _) if open => push(
             Kind::Settles,
             format!("the provider refunded it ({what})"),
