@@ -848,7 +848,7 @@ async fn cloud(config: &Config, keys_found: bool) -> (Vec<Check>, Option<Probe>)
         ));
         return (checks, None);
     }
-    match crate::provider::probe::probe(&config.provider).await {
+    match crate::provider::config::probe(&config.provider).await {
         Ok(probe) => {
             let detail = format!("{}: {}", probe.call, probe.detail);
             let fix = probe.fix.clone().unwrap_or_default();

@@ -27,6 +27,7 @@ use super::Provider;
 use super::antom::{AntomConfig, AntomProvider};
 use super::ottpay::{OttPayConfig, OttPayProvider};
 use super::paymentoptions::{PaymentOptionsConfig, PaymentOptionsProvider};
+use super::probe::Probe;
 use super::settings::{self, SettingsError};
 use crate::bounds::{self, BadSetting};
 
@@ -195,6 +196,17 @@ pub fn build_provider(config: &ProviderConfig) -> Result<Arc<dyn Provider>, Sett
         ProviderConfig::Antom(c) => Arc::new(AntomProvider::new(c)?),
         ProviderConfig::Ottpay(c) => Arc::new(OttPayProvider::new(c)?),
         ProviderConfig::Paymentoptions(c) => Arc::new(PaymentOptionsProvider::new(c)?),
+    })
+}
+
+/// Makes the configured provider's harmless call (see [`super::probe`], which judges
+/// the replies; the choice of provider stays here, with [`build_provider`], so the
+/// judging needs none of the providers).
+pub async fn probe(config: &ProviderConfig) -> Result<Probe, SettingsError> {
+    Ok(match config {
+        ProviderConfig::Antom(c) => AntomProvider::new(c)?.probe().await,
+        ProviderConfig::Ottpay(c) => OttPayProvider::new(c)?.probe().await,
+        ProviderConfig::Paymentoptions(c) => PaymentOptionsProvider::new(c)?.probe().await,
     })
 }
 

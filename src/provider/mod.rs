@@ -14,11 +14,13 @@
 //! - [`http`]: client settings (timeouts, keep-alive) and how transport errors fold
 //!   into outcomes.
 //! - [`settings`]: what every provider's settings share (errors, secrets, base URLs).
-//! - [`config`]: the `[provider]` TOML table and building a provider from it.
+//! - [`config`]: the `[provider]` TOML table, building a provider from it, and making
+//!   its harmless call for `doctor`.
 //! - [`antom`]: Antom (signed requests, v2 and v1 paths, notifyRefund receiver).
 //! - [`ottpay`]: OTT Pay local-card refunds with token auth.
 //! - [`paymentoptions`]: PaymentOptions server-to-server refunds.
-//! - [`probe`]: harmless authenticated calls that prove the credentials, for `doctor`.
+//! - [`probe`]: judging the answers of harmless authenticated calls, for what they
+//!   prove about the credentials.
 //! - [`secret`]: the wrapper that keeps secrets out of logs.
 //! - [`serve`]: serving HTTP with bounded header time (notify receiver, simulator).
 

@@ -18,12 +18,10 @@
 
 use jiff::Timestamp;
 
+use super::Outcome;
+use super::antom::reply::ReplySignature;
 use super::antom::wire::{AntomAnswer, ResultStatus};
-use super::antom::{AntomProvider, ReplySignature};
 use super::http::{Reply, excerpt};
-use super::ottpay::OttPayProvider;
-use super::paymentoptions::PaymentOptionsProvider;
-use super::{Outcome, ProviderConfig};
 
 /// What a harmless call proved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,15 +100,6 @@ impl Probe {
             .map(|z| z.timestamp());
         self
     }
-}
-
-/// Makes the configured provider's harmless call.
-pub async fn probe(config: &ProviderConfig) -> Result<Probe, super::SettingsError> {
-    Ok(match config {
-        ProviderConfig::Antom(c) => AntomProvider::new(c)?.probe().await,
-        ProviderConfig::Ottpay(c) => OttPayProvider::new(c)?.probe().await,
-        ProviderConfig::Paymentoptions(c) => PaymentOptionsProvider::new(c)?.probe().await,
-    })
 }
 
 /// A made-up id no provider has: nothing is found, nothing changes. A UUID, the
